@@ -1,0 +1,95 @@
+# qsr -- design-space explorer for quantization x sparse attention x routing.
+#
+#   make            build ./qsr (needs the libraries: `make deps` installs them)
+#   make deps       apt-get install what is missing (Debian/Ubuntu)
+#   make test       deps + build + CUnit suites
+#   make sanitize   the suites under AddressSanitizer + UBSan
+#   make demo       deps + build + qsr on the bundled configs
+#   make bench      speed figures of the cost model (printed, not asserted)
+#
+# CUDA: .cu files under kernels/cuda/ are built with nvcc when it is found
+# (PATH or /usr/local/cuda/bin); everything else builds without it.
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+CWARNS   = -Wall -Wextra -Wshadow -Wundef -Wwrite-strings -Wstrict-prototypes -Wmissing-prototypes
+PKGS     = gsl yaml-0.1
+# recursive (=) so that pkg-config runs after `make deps` has installed things
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lgsl -lgslcblas -lyaml)
+ALL_CFLAGS = -std=c11 -D_DEFAULT_SOURCE -I. $(CWARNS) $(PKG_CFLAGS) $(CFLAGS) $(XCFLAGS)
+LDLIBS_ALL = $(PKG_LIBS) -lm -lpthread $(XLDFLAGS)
+
+BUILD   ?= build
+LIB_SRCS = $(wildcard util/*.c kernels/*.c costmodel/*.c spec/*.c)
+CLI_SRCS = $(wildcard cli/*.c)
+TEST_SRCS = $(wildcard tests/*.c)
+BENCH_SRCS = $(wildcard bench/*.c)
+LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/%.o)
+CLI_OBJS = $(CLI_SRCS:%.c=$(BUILD)/%.o)
+TEST_OBJS = $(TEST_SRCS:%.c=$(BUILD)/%.o)
+BENCH_OBJS = $(BENCH_SRCS:%.c=$(BUILD)/%.o)
+
+NVCC    ?= $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc; })
+CU_SRCS  = $(wildcard kernels/cuda/*.cu)
+ifneq ($(and $(NVCC),$(CU_SRCS)),)
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+NVFLAGS  = -O2 -std=c++17 -I. -gencode arch=compute_80,code=sm_80 -gencode arch=compute_87,code=sm_87 \
+           -gencode arch=compute_89,code=sm_89 -gencode arch=compute_90,code=sm_90 -Xcompiler -Wall,-Wextra
+CU_OBJS  = $(CU_SRCS:%.cu=$(BUILD)/%.o)
+ALL_CFLAGS += -DQSR_HAVE_CUDA=1
+LDLIBS_ALL += -L$(CUDA_HOME)/lib64 -lcudart -lstdc++
+endif
+
+.PHONY: all deps test sanitize demo bench clean
+all: qsr
+
+qsr: $(CLI_OBJS) $(LIB_OBJS) $(CU_OBJS)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_ALL)
+
+$(BUILD)/test_all: $(TEST_OBJS) $(LIB_OBJS) $(CU_OBJS)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcunit $(LDLIBS_ALL)
+
+$(BUILD)/bench_all: $(BENCH_OBJS) $(LIB_OBJS) $(CU_OBJS)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_ALL)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVFLAGS) -c -o $@ $<
+
+-include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(BENCH_OBJS:.o=.d)
+
+DEB_PKGS = build-essential pkg-config libgsl-dev libsqlite3-dev libyaml-dev libcunit1-dev gnuplot-nox
+deps:
+	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+test: deps
+	@$(MAKE) --no-print-directory $(BUILD)/test_all qsr
+	./$(BUILD)/test_all
+
+sanitize: deps
+	@$(MAKE) --no-print-directory BUILD=build-san XCFLAGS="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" \
+	  XLDFLAGS="-fsanitize=address,undefined" build-san/test_all
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 ./build-san/test_all
+
+demo: deps
+	@$(MAKE) --no-print-directory qsr
+	./qsr list devices
+	./qsr predict -d orin-nx-16g -m llama-7b -c configs/designs/ablation-qsr.yaml
+	./qsr predict -d a100-80g -m mixtral-8x7b --set quant.weights.bits=4 --set runtime.batch=16 --json
+
+bench: deps
+	@$(MAKE) --no-print-directory $(BUILD)/bench_all
+	./$(BUILD)/bench_all
+
+clean:
+	rm -rf build build-san qsr

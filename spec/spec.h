@@ -1,0 +1,40 @@
+/*
+** spec.h -- loading devices, models, designs and quality profiles from YAML,
+** and resolving names to files. Key tables and schema: docs/specs.md.
+** All loaders: QSR_OK, or QSR_ERR_CONFIG / QSR_ERR_IO with *err set to
+** "file:line:col: key: why" (caller frees).
+*/
+#ifndef QSR_SPEC_H
+#define QSR_SPEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "costmodel/types.h"
+#include "spec/keys.h"
+
+int qsr_device_load(const char *path, struct qsr_device *dev, char **err);
+int qsr_model_load(const char *path, struct qsr_model *m, char **err);
+int qsr_quality_load(const char *path, struct qsr_quality *q, char **err);
+
+/* A design being built: the baseline of a model, then a file, then --set
+** overrides, then qsr_design_finish() fills implied values and checks. */
+struct qsr_design_builder {
+  struct qsr_design d;
+  uint8_t seen[256];           /* per row of the design key table */
+};
+void qsr_design_begin(struct qsr_design_builder *b, const struct qsr_model *m);
+int  qsr_design_load(struct qsr_design_builder *b, const char *path, char **err);
+int  qsr_design_set(struct qsr_design_builder *b, const char *assignment, char **err);
+int  qsr_design_finish(struct qsr_design_builder *b, const struct qsr_model *m, char **err);
+
+/* The design key table (for `qsr list keys` and the sweep's axes). */
+const struct qsr_key *qsr_design_keys(int *n);
+
+/* kind: "devices", "models", "designs", "quality". A name with a '/' or
+** ending in .yaml is a path; otherwise <configs>/<kind>/<name>.yaml, where
+** <configs> is $QSR_CONFIG_DIR, ./configs, or configs/ beside the binary. */
+int qsr_spec_resolve(const char *kind, const char *name, char *out, size_t cap, char **err);
+const char *qsr_spec_config_dir(void);
+
+#endif
