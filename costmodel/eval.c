@@ -114,22 +114,28 @@ static double kv_bytes(const struct qsr_model *m, const struct qsr_design *d, do
   int H = m->heads, KV = m->kv_heads, grp = H / KV;
   double full = m->sliding_window > 0 && m->sliding_window < ctx ? m->sliding_window : ctx;
   double win = d->window < full ? d->window : full;
-  for (int l = 0; l < m->layers; l++) {
+  int ndense = 0;  /* layers with all heads dense, and the rest: two kinds of layer */
+  for (int l = 0; l < m->layers; l++) ndense += d->dense_layer[l] ? 1 : 0;
+  for (int dense = 0; dense < 2; dense++) {
+    int nlayers = dense ? ndense : m->layers - ndense;
+    if (!nlayers) continue;
     int nl = 0, nt = 0;
-    if (!d->dense_layer[l]) {
+    if (!dense) {
       nl = (int)lround(d->att_local * H);
       nt = (int)lround(d->att_topk * H);
       if (nl + nt > H) nt = H - nl;
     }
     int nd = H - nl - nt;
+    double layer = 0;
     for (int kv = 0; kv < KV; kv++) {
       int first = kv * grp;
       int all_local = first >= nd + nt;   /* heads ordered dense, top-k, local */
       double len = all_local ? win : full;
       if (all_local && win < full) *notes |= QSR_NOTE_WINDOW_CACHE;
       int paged = d->selection == QSR_SEL_PAGED && first + grp > nd && first < nd + nt;
-      total += 2 * len * vb + (paged ? 2 * ceil(full / d->page) * vb : 0);
+      layer += 2 * len * vb + (paged ? 2 * ceil(full / d->page) * vb : 0);
     }
+    total += layer * nlayers;
   }
   return total * d->batch;
 }
