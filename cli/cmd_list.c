@@ -54,7 +54,7 @@ int qsr_cmd_list(int argc, char **argv) {
     const struct qsr_key *k = qsr_design_keys(&n);
     printf("design keys (YAML sections, or --set key=value):\n");
     for (int i = 0; i < n; i++)
-      if (k[i].help || !strstr(k[i].path, "quant.layers."))
+      if (k[i].help && strncmp(k[i].path, "quant.layers.", 13))
         printf("  %-28s %s\n", k[i].path, k[i].help ? k[i].help : "");
     printf("  quant.layers.CLASS.{bits,format,group}  per-class precision; CLASS is one of:\n   ");
     for (int c = 0; c < QSR_LCLASS_COUNT - 1; c++) printf(" %s", qsr_lclass_names[c]);

@@ -218,7 +218,8 @@ int qsr_cmd_predict(int argc, char **argv) {
   }
   struct qsr_result res;
   if ((rc = qsr_eval(&dev, &m, &b.d, use_q ? &q : NULL, &res, &err))) return qsr_cli_fail(rc, err);
-  const char *dn = design ? design : "baseline";
+  char dn[PATH_MAX + 64];
+  snprintf(dn, sizeof dn, "%s%s", design ? design : "baseline", nsets ? " + --set" : "");
   if (json) print_json(&dev, &m, &b.d, &res, dn, use_q ? quality : "");
   else print_table(&dev, &m, &b.d, &res, dn, use_q ? quality : "");
   return 0;

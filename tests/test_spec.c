@@ -14,7 +14,7 @@
 
 /* Every bundled file of a kind loads. */
 static int load_all(const char *kind) {
-  char dir[PATH_MAX], path[PATH_MAX];
+  char dir[PATH_MAX], path[2 * PATH_MAX];
   snprintf(dir, sizeof dir, "configs/%s", kind);
   DIR *dp = opendir(dir);
   CU_ASSERT_PTR_NOT_NULL_FATAL(dp);
