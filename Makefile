@@ -13,15 +13,15 @@
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 CWARNS   = -Wall -Wextra -Wshadow -Wundef -Wwrite-strings -Wstrict-prototypes -Wmissing-prototypes
-PKGS     = gsl yaml-0.1
+PKGS     = gsl yaml-0.1 sqlite3
 # recursive (=) so that pkg-config runs after `make deps` has installed things
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lgsl -lgslcblas -lyaml)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lgsl -lgslcblas -lyaml -lsqlite3)
 ALL_CFLAGS = -std=c11 -D_DEFAULT_SOURCE -I. $(CWARNS) $(PKG_CFLAGS) $(CFLAGS) $(XCFLAGS)
 LDLIBS_ALL = $(PKG_LIBS) -lm -lpthread $(XLDFLAGS)
 
 BUILD   ?= build
-LIB_SRCS = $(wildcard util/*.c kernels/*.c costmodel/*.c spec/*.c)
+LIB_SRCS = $(wildcard util/*.c kernels/*.c costmodel/*.c spec/*.c sim/*.c store/*.c)
 CLI_SRCS = $(wildcard cli/*.c)
 TEST_SRCS = $(wildcard tests/*.c)
 BENCH_SRCS = $(wildcard bench/*.c)

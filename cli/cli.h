@@ -5,16 +5,43 @@
 #ifndef QSR_CLI_H
 #define QSR_CLI_H
 
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 int qsr_cmd_list(int argc, char **argv);
 int qsr_cmd_predict(int argc, char **argv);
+int qsr_cmd_sweep(int argc, char **argv);
+int qsr_cmd_pareto(int argc, char **argv);
+int qsr_cmd_merge(int argc, char **argv);
+
+struct qsr_sweep;
+struct qsr_store;
+struct sqlite3;
+
+/* Pareto objectives as parsed from "a,b:max,c". */
+struct qsr_objspec {
+  int n;
+  int metric[4];
+  int maximise[4];
+};
+int qsr_cli_objectives(const char *s, struct qsr_objspec *o, char **err);
+/* Front of (sweep, device, model) among ok points and `where`, ordered by
+** the first objective; *idx and *knee are malloc'ed (caller frees). */
+int qsr_cli_front(struct sqlite3 *db, int64_t sid, const char *dev, const char *model, const struct qsr_objspec *o,
+                  const char *where, int64_t **idx, uint8_t **knee, size_t *n, char **err);
+/* Stores the fronts of every (device, model) of a sweep. */
+int qsr_cli_store_fronts(struct qsr_store *st, const struct qsr_sweep *sw, int64_t sid, char **err);
+/* Rebuilds a sweep from the YAML text stored in a database. */
+int qsr_cli_sweep_from_db(struct sqlite3 *db, int64_t sid, struct qsr_sweep *sw, char **err);
+
+int qsr_cmd_deploy(int argc, char **argv);
 
 /* Prints "qsr: msg" on stderr, frees msg, returns the exit status for rc. */
 int qsr_cli_fail(int rc, char *msg);
 /* Writes s as a JSON string literal. */
 void qsr_json_str(FILE *f, const char *s);
 
-#define QSR_VERSION "0.1.0"
+#include "util/version.h"
 
 #endif

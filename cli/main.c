@@ -14,6 +14,10 @@ static const struct {
 } cmds[] = {
   { "list", qsr_cmd_list, "list devices | models | designs | quality | keys" },
   { "predict", qsr_cmd_predict, "predict latency, memory, energy and quality of one design point" },
+  { "sweep", qsr_cmd_sweep, "evaluate a design space into SQLite (resumable, shardable)" },
+  { "merge", qsr_cmd_merge, "combine shard databases of the same sweep" },
+  { "pareto", qsr_cmd_pareto, "Pareto-optimal designs from a results database" },
+  { "deploy", qsr_cmd_deploy, "write (or --check) the deployment config of a chosen design" },
 };
 
 static void usage(FILE *f) {

@@ -55,7 +55,6 @@ struct qsr_routing {
 
 void qsr_routing_resolve(const struct qsr_model *m, const struct qsr_design *d,
                          struct qsr_routing *r);
-struct qsr_wq qsr_wq_resolve(const struct qsr_design *d, int lclass, int sensitive);
 void qsr_weights_each(const struct qsr_model *m, const struct qsr_design *d,
                       const struct qsr_routing *r, qsr_wtensor_fn fn, void *ud);
 double qsr_wtensor_bytes(const struct qsr_wtensor *t);

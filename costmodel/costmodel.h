@@ -49,6 +49,13 @@ int qsr_eval(const struct qsr_device *dev, const struct qsr_model *m,
              const struct qsr_design *d, const struct qsr_quality *q,
              struct qsr_result *res, char **err);
 
+/* Precision of weight class lclass in a layer (sensitive or not). */
+struct qsr_wq qsr_wq_resolve(const struct qsr_design *d, int lclass, int sensitive);
+
+/* Query heads per type in a layer: n[0] dense, n[1] top-k, n[2] local, in
+** that order of head index (head h < n[0] is dense, and so on). */
+void qsr_head_counts(const struct qsr_model *m, const struct qsr_design *d, int dense_layer, int n[3]);
+
 /* Pieces exposed for tests and for the simulator. */
 double qsr_moe_distinct_experts(int experts, const double *pop, int n_pop,
                                 const double *pk, int kmax, double tokens);

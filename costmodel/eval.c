@@ -119,13 +119,9 @@ static double kv_bytes(const struct qsr_model *m, const struct qsr_design *d, do
   for (int dense = 0; dense < 2; dense++) {
     int nlayers = dense ? ndense : m->layers - ndense;
     if (!nlayers) continue;
-    int nl = 0, nt = 0;
-    if (!dense) {
-      nl = (int)lround(d->att_local * H);
-      nt = (int)lround(d->att_topk * H);
-      if (nl + nt > H) nt = H - nl;
-    }
-    int nd = H - nl - nt;
+    int n[3];
+    qsr_head_counts(m, d, dense, n);
+    int nd = n[0], nt = n[1];
     double layer = 0;
     for (int kv = 0; kv < KV; kv++) {
       int first = kv * grp;

@@ -87,14 +87,17 @@ static double causal_keys(double P, double w) {
 
 enum { HT_DENSE, HT_TOPK, HT_LOCAL, HT_COUNT };
 
-/* Head types of query head h (in order: dense, top-k, local). */
-static void head_counts(const struct gctx *c, int dense_layer, int n[HT_COUNT]) {
-  int H = c->m->heads;
+void qsr_head_counts(const struct qsr_model *m, const struct qsr_design *d, int dense_layer, int n[HT_COUNT]) {
+  int H = m->heads;
   if (dense_layer) { n[HT_DENSE] = H; n[HT_TOPK] = n[HT_LOCAL] = 0; return; }
-  n[HT_LOCAL] = (int)lround(c->d->att_local * H);
-  n[HT_TOPK] = (int)lround(c->d->att_topk * H);
+  n[HT_LOCAL] = (int)lround(d->att_local * H);
+  n[HT_TOPK] = (int)lround(d->att_topk * H);
   if (n[HT_LOCAL] + n[HT_TOPK] > H) n[HT_TOPK] = H - n[HT_LOCAL];
   n[HT_DENSE] = H - n[HT_LOCAL] - n[HT_TOPK];
+}
+
+static void head_counts(const struct gctx *c, int dense_layer, int n[HT_COUNT]) {
+  qsr_head_counts(c->m, c->d, dense_layer, n);
 }
 
 static int head_type(const int n[HT_COUNT], int h) {

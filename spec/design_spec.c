@@ -15,6 +15,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *const wfmt_names[] = { "fp16", "bf16", "fp8", "int", "int_sym", "log", "lut", NULL };
@@ -119,11 +120,91 @@ const struct qsr_key *qsr_design_keys(int *n) {
   return design_keys;
 }
 
-static int row_of(const char *path) {
+int qsr_design_key_row(const char *path) {
   for (int r = 0; r < N_DESIGN_KEYS; r++)
     if (!strcmp(design_keys[r].path, path)) return r;
-  QSR_ASSERT(0);
   return -1;
+}
+
+static int row_of(const char *path) {
+  int r = qsr_design_key_row(path);
+  QSR_ASSERT(r >= 0);
+  return r;
+}
+
+int qsr_design_patch_make(const char *key, const char *val, struct qsr_patch *p, char **err) {
+  static const struct qsr_model none;  /* patches are model-independent */
+  struct qsr_design_builder *b = malloc(sizeof *b);
+  if (!b) return qsr_errf(err, QSR_ERR_NOMEM, "out of memory");
+  memset(p, 0, sizeof *p);
+  p->row = qsr_design_key_row(key);
+  int rc = QSR_OK;
+  if (p->row < 0 || !strcmp(key, "name") || !strcmp(key, "description")) {
+    rc = qsr_errf(err, QSR_ERR_CONFIG, "%s: unknown design key (qsr list keys shows them)", key);
+    goto out;
+  }
+  char assign[256];
+  if ((size_t)snprintf(assign, sizeof assign, "%s=%s", key, val) >= sizeof assign) {
+    rc = qsr_errf(err, QSR_ERR_CONFIG, "%s: value too long", key);
+    goto out;
+  }
+  qsr_design_begin(b, &none);
+  if ((rc = qsr_design_set(b, assign, err))) goto out;
+  const struct qsr_key *k = &design_keys[p->row];
+  const char *at = (const char *)&b->d + k->off;
+  switch (k->type) {
+  case QSR_K_F64: p->num = *(const double *)at; break;
+  case QSR_K_INT: case QSR_K_BOOL: case QSR_K_ENUM: p->num = *(const int *)at; break;
+  case QSR_K_STR: snprintf(p->text, sizeof p->text, "%s", at); break;
+  default:
+    if (strlen(val) >= sizeof p->text) { rc = qsr_errf(err, QSR_ERR_CONFIG, "%s: value too long", key); goto out; }
+    snprintf(p->text, sizeof p->text, "%s", val);
+  }
+out:
+  free(b);
+  return rc;
+}
+
+void qsr_design_patch_apply(struct qsr_design_builder *b, const struct qsr_patch *p) {
+  const struct qsr_key *k = &design_keys[p->row];
+  char *at = (char *)&b->d + k->off;
+  switch (k->type) {
+  case QSR_K_F64: *(double *)at = p->num; break;
+  case QSR_K_INT: case QSR_K_BOOL: case QSR_K_ENUM: *(int *)at = (int)p->num; break;
+  case QSR_K_STR: snprintf(at, QSR_NAME_MAX, "%.*s", QSR_NAME_MAX - 1, p->text); break;
+  default: {
+    char assign[256], *err = NULL;
+    snprintf(assign, sizeof assign, "%s=%s", k->path, p->text);
+    int rc = qsr_design_set(b, assign, &err);  /* validated by patch_make */
+    QSR_ASSERT(rc == QSR_OK);
+    free(err);
+    return;
+  }
+  }
+  b->seen[p->row] = 1;
+}
+
+static void layers_text(const uint8_t *bm, char *text, size_t cap) {
+  size_t u = 0;
+  text[u++] = '[';
+  for (int l = 0; l < QSR_MAX_LAYERS && u + 8 < cap; l++)
+    if (bm[l]) u += (size_t)snprintf(text + u, cap - u, "%s%d", text[u - 1] == '[' ? "" : ",", l);
+  snprintf(text + u, cap - u, "]");
+}
+
+int qsr_design_knob(const struct qsr_design *d, int row, double *num, char *text, size_t cap) {
+  const struct qsr_key *k = &design_keys[row];
+  const char *at = (const char *)d + k->off;
+  switch (k->type) {
+  case QSR_K_F64: *num = *(const double *)at; return 0;
+  case QSR_K_INT: case QSR_K_BOOL: *num = *(const int *)at; return 0;
+  case QSR_K_ENUM: snprintf(text, cap, "%s", k->names[*(const int *)at]); return 1;
+  case QSR_K_STR: snprintf(text, cap, "%s", at); return 1;
+  default:
+    if (k->set == set_dense_layers) { layers_text(d->dense_layer, text, cap); return 1; }
+    if (k->set == set_sensitive_layers) { layers_text(d->sensitive_layer, text, cap); return 1; }
+    return -1;
+  }
 }
 
 void qsr_design_begin(struct qsr_design_builder *b, const struct qsr_model *m) {
@@ -198,5 +279,15 @@ int qsr_design_finish(struct qsr_design_builder *b, const struct qsr_model *m, c
   if (b->seen[row_of("routing.experts")] && !b->seen[row_of("routing.mode")] && m->experts == 0)
     d->route = QSR_ROUTE_MOEFY;
   if (d->dynamic && !b->seen[row_of("routing.k_max")]) d->k_max = 0;
-  return qsr_design_check(m, d, err);
+  if ((rc = qsr_design_check(m, d, err))) return rc;
+  /* record the routing actually used, so results show real numbers */
+  if (d->route == QSR_ROUTE_MOE) {
+    d->experts = m->experts;
+    if (!d->top_k) d->top_k = m->top_k;
+  } else if (d->route == QSR_ROUTE_MOEFY) {
+    if (!d->experts) d->experts = 8;
+    if (!d->top_k) d->top_k = 2;
+  }
+  if (d->dynamic && !d->k_max) d->k_max = d->top_k;
+  return QSR_OK;
 }

@@ -28,8 +28,28 @@ int  qsr_design_load(struct qsr_design_builder *b, const char *path, char **err)
 int  qsr_design_set(struct qsr_design_builder *b, const char *assignment, char **err);
 int  qsr_design_finish(struct qsr_design_builder *b, const struct qsr_model *m, char **err);
 
-/* The design key table (for `qsr list keys` and the sweep's axes). */
+/* The design key table (for `qsr list keys`, the sweep's axes and the
+** knob columns of result databases). */
 const struct qsr_key *qsr_design_keys(int *n);
+int qsr_design_key_row(const char *path);   /* -1 if unknown */
+
+/* A pre-parsed "key=value" that can be applied to many builders fast. */
+struct qsr_patch {
+  int row;                     /* design key row */
+  double num;                  /* F64, INT, BOOL, ENUM (index) values */
+  char text[96];               /* STR value, or YAML text of a CUSTOM value */
+};
+int  qsr_design_patch_make(const char *key, const char *yaml_value, struct qsr_patch *p, char **err);
+void qsr_design_patch_apply(struct qsr_design_builder *b, const struct qsr_patch *p);
+
+/* Writes a knob's value as text (enum names, lists as "[0,31]"); returns
+** 0 for numbers written to *num instead, 1 for text, -1 for no column. */
+int qsr_design_knob(const struct qsr_design *d, int row, double *num, char *text, size_t cap);
+
+/* Loads a sweep file (sim/sweep.h); devices, models, quality and the base
+** design are loaded too. Free with qsr_sweep_free(). */
+struct qsr_sweep;
+int qsr_sweep_load(const char *path, struct qsr_sweep *sw, char **err);
 
 /* kind: "devices", "models", "designs", "quality". A name with a '/' or
 ** ending in .yaml is a path; otherwise <configs>/<kind>/<name>.yaml, where
