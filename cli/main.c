@@ -17,6 +17,7 @@ static const struct {
   { "sweep", qsr_cmd_sweep, "evaluate a design space into SQLite (resumable, shardable)" },
   { "merge", qsr_cmd_merge, "combine shard databases of the same sweep" },
   { "pareto", qsr_cmd_pareto, "Pareto-optimal designs from a results database" },
+  { "plot", qsr_cmd_plot, "gnuplot figures: pareto, ablation, breakdown" },
   { "deploy", qsr_cmd_deploy, "write (or --check) the deployment config of a chosen design" },
 };
 

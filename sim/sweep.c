@@ -43,13 +43,15 @@ void qsr_sweep_eval(const struct qsr_sweep *sw, uint64_t idx, struct qsr_point *
     rest /= (uint64_t)sw->axes[a].n;
   }
   pt->idx = idx;
+  pt->design = (int)(rest % (uint64_t)sw->n_design);
+  rest /= (uint64_t)sw->n_design;
   pt->model = (int)(rest % (uint64_t)sw->n_model);
   rest /= (uint64_t)sw->n_model;
   pt->dev = (int)rest;
   pt->why[0] = '\0';
   pt->ok = 0;
   const struct qsr_model *m = &sw->models[pt->model];
-  memcpy(&b, &sw->base, sizeof b);
+  memcpy(&b, &sw->designs[pt->design], sizeof b);
   /* the model's own routing unless the base or an axis sets it */
   if (!b.seen[sw->row_route]) b.d.route = m->experts > 0 ? QSR_ROUTE_MOE : QSR_ROUTE_NONE;
   if (m->family == QSR_FAMILY_DIT && !b.seen[sw->row_prompt]) b.d.prompt = b.d.gen = 0;
@@ -76,6 +78,10 @@ void qsr_sweep_free(struct qsr_sweep *sw) {
   if (!sw) return;
   for (int a = 0; a < sw->n_axes; a++) free(sw->axes[a].values);
   free(sw->text);
+  free(sw->designs);
+  free(sw->design_names);
   sw->n_axes = 0;
   sw->text = NULL;
+  sw->designs = NULL;
+  sw->design_names = NULL;
 }

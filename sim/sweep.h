@@ -1,10 +1,10 @@
 /*
 ** sweep.h -- a design space and its lazy expansion.
 **
-** A sweep is a base design, a list of devices and models, and axes (design
+** A sweep is a list of devices, models and base designs, and axes (design
 ** keys with lists of values). Point index i maps to one design by mixed
-** radix over [device, model, axis 0, axis 1, ...] (the last axis varies
-** fastest), so 10^8 points need no list in memory. Points are grouped in
+** radix over [device, model, design, axis 0, axis 1, ...] (the last axis
+** varies fastest), so 10^8 points need no list in memory. Points are grouped in
 ** chunks of QSR_SWEEP_CHUNK consecutive indices: the unit of work, of
 ** storage transactions, of resume and of sharding (chunk c belongs to shard
 ** c mod N).
@@ -23,6 +23,7 @@
 #define QSR_MAX_OBJECTIVES 4
 #define QSR_MAX_SWEEP_DEVICES 64
 #define QSR_MAX_SWEEP_MODELS 64
+#define QSR_MAX_SWEEP_DESIGNS 64
 
 struct qsr_axis {
   char key[64];                 /* design key, "quant.weights.bits" */
@@ -42,8 +43,9 @@ struct qsr_sweep {
   char *text;                   /* the sweep file, verbatim (stored in the DB) */
   char hash[17];                /* FNV-1a 64 of text, hex */
   char path[512];
-  struct qsr_design_builder base;  /* base design file applied (model-independent part) */
-  char base_path[4096];          /* "" = model baseline */
+  int n_design;                 /* base designs (at least 1: the model baseline) */
+  struct qsr_design_builder *designs;       /* owned */
+  char (*design_names)[QSR_NAME_MAX];       /* owned; "baseline" for the model's own */
   int n_dev, n_model;
   struct qsr_device devs[QSR_MAX_SWEEP_DEVICES];
   struct qsr_model models[QSR_MAX_SWEEP_MODELS];
@@ -61,7 +63,7 @@ struct qsr_sweep {
 /* One evaluated point. */
 struct qsr_point {
   uint64_t idx;
-  int dev, model;               /* indices into the sweep's lists */
+  int dev, model, design;       /* indices into the sweep's lists */
   int valid;                    /* 0: the design is invalid for this model (see why) */
   int ok;                       /* feasible and meets the constraints */
   char why[160];                /* reason when !valid, infeasible or constrained out */

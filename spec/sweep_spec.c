@@ -3,7 +3,8 @@
 **
 **   sweep:
 **     name: quickstart
-**     base: ablation-q            # optional design (name or path)
+**     base: ablation-q            # optional design (name or path), or
+**     designs: [ablation-baseline, ablation-q]   # several: a dimension of the space
 **     quality: default           # profile, or none
 **     devices: [a100-80g, orin-nx-16g]
 **     models: [llama-7b]
@@ -32,8 +33,8 @@ struct sweep_load {
   struct qsr_sweep *sw;
   char base[256];
   char quality[64];
-  char names[2][QSR_MAX_SWEEP_DEVICES][QSR_NAME_MAX];  /* devices, models */
-  int n_names[2];
+  char names[3][QSR_MAX_SWEEP_DEVICES][QSR_NAME_MAX];  /* devices, models, designs */
+  int n_names[3];
   char **err_extra;
 };
 
@@ -55,6 +56,7 @@ static int set_names(struct sweep_load *L, int which, struct qsr_kctx *k) {
 }
 static int set_devices(void *o, struct qsr_kctx *k) { return set_names(o, 0, k); }
 static int set_models(void *o, struct qsr_kctx *k) { return set_names(o, 1, k); }
+static int set_designs(void *o, struct qsr_kctx *k) { return set_names(o, 2, k); }
 
 /* YAML flow text of a node: scalars as is, sequences as [a,b]. */
 static int node_text(yaml_document_t *doc, yaml_node_t *n, char *out, size_t cap) {
@@ -201,6 +203,7 @@ static const struct qsr_key sweep_keys[] = {
   { "name", QSR_K_CUSTOM, 0, 1, 0, NULL, set_name, QSR_KEY_REQUIRED, NULL },
   { "description", QSR_K_CUSTOM, 0, 1, 0, NULL, set_ignore, 0, NULL },
   { "base", QSR_K_CUSTOM, 0, 1, 0, NULL, set_base, 0, NULL },
+  { "designs", QSR_K_CUSTOM, 0, 1, 0, NULL, set_designs, 0, NULL },
   { "quality", QSR_K_CUSTOM, 0, 1, 0, NULL, set_quality, 0, NULL },
   { "devices", QSR_K_CUSTOM, 0, 1, 0, NULL, set_devices, QSR_KEY_REQUIRED, NULL },
   { "models", QSR_K_CUSTOM, 0, 1, 0, NULL, set_models, QSR_KEY_REQUIRED, NULL },
@@ -284,13 +287,27 @@ int qsr_sweep_load(const char *path, struct qsr_sweep *sw, char **err) {
   if (sw->use_quality && ((rc = qsr_spec_resolve("quality", L.quality, rp, sizeof rp, err)) ||
                           (rc = qsr_quality_load(rp, &sw->quality, err))))
     goto fail_ctx;
-  qsr_design_begin(&sw->base, NULL);
-  if (L.base[0]) {
-    if ((rc = qsr_spec_resolve("designs", L.base, rp, sizeof rp, err)) || (rc = qsr_design_load(&sw->base, rp, err)))
-      goto fail_ctx;
-    snprintf(sw->base_path, sizeof sw->base_path, "%s", rp);
+  if (L.base[0] && L.n_names[2]) {
+    rc = qsr_errf(err, QSR_ERR_CONFIG, "%s: sweep: give base or designs, not both", path);
+    goto fail;
   }
-  sw->total = (uint64_t)sw->n_dev * (uint64_t)sw->n_model;
+  if (L.base[0]) {
+    snprintf(L.names[2][0], QSR_NAME_MAX, "%.*s", QSR_NAME_MAX - 1, L.base);
+    L.n_names[2] = 1;
+  }
+  sw->n_design = L.n_names[2] ? L.n_names[2] : 1;
+  sw->designs = malloc((size_t)sw->n_design * sizeof *sw->designs);
+  sw->design_names = malloc((size_t)sw->n_design * sizeof *sw->design_names);
+  if (!sw->designs || !sw->design_names) { rc = qsr_errf(err, QSR_ERR_NOMEM, "out of memory"); goto fail; }
+  for (int i = 0; i < sw->n_design; i++) {
+    qsr_design_begin(&sw->designs[i], NULL);
+    if (!L.n_names[2]) { snprintf(sw->design_names[i], QSR_NAME_MAX, "baseline"); continue; }
+    const char *nm = L.names[2][i], *slash = strrchr(nm, '/');
+    snprintf(sw->design_names[i], QSR_NAME_MAX, "%.*s", (int)strcspn(slash ? slash + 1 : nm, "."), slash ? slash + 1 : nm);
+    if ((rc = qsr_spec_resolve("designs", nm, rp, sizeof rp, err)) || (rc = qsr_design_load(&sw->designs[i], rp, err)))
+      goto fail_ctx;
+  }
+  sw->total = (uint64_t)sw->n_dev * (uint64_t)sw->n_model * (uint64_t)sw->n_design;
   for (int a = 0; a < sw->n_axes; a++) {
     if (sw->total > UINT64_MAX / 2 / (uint64_t)sw->axes[a].n) {
       rc = qsr_errf(err, QSR_ERR_CONFIG, "%s: axes: more than 2^63 points", path);

@@ -4,7 +4,7 @@
 **   sweeps(id INTEGER PRIMARY KEY, name, hash, yaml, qsr_version, objectives,
 **          started_at, finished_at, points_total, points_done; UNIQUE(name))
 **   chunks(sweep_id, chunk)                 -- chunks fully stored
-**   points(sweep_id, idx, device, model, <one column per design knob>,
+**   points(sweep_id, idx, device, model, design, <one column per design knob>,
 **          valid, feasible, fits, ok, reason, <one REAL column per metric>)
 **   pareto_members(sweep_id, idx, device, model, knee, objectives)
 **   VIEW pareto = points joined with pareto_members (plus knee)
@@ -79,7 +79,8 @@ static int create_schema(qsr_store *st, char **err) {
          " PRIMARY KEY(sweep_id, chunk)) WITHOUT ROWID;"
          "CREATE TABLE IF NOT EXISTS pareto_members(sweep_id INTEGER NOT NULL, idx INTEGER NOT NULL,"
          " device TEXT, model TEXT, knee INTEGER, objectives TEXT, PRIMARY KEY(sweep_id, idx)) WITHOUT ROWID;"
-         "CREATE TABLE IF NOT EXISTS points(sweep_id INTEGER NOT NULL, idx INTEGER NOT NULL, device TEXT, model TEXT");
+         "CREATE TABLE IF NOT EXISTS points(sweep_id INTEGER NOT NULL, idx INTEGER NOT NULL, device TEXT, model TEXT,"
+         " design TEXT");
   int nk;
   const struct qsr_key *keys = qsr_design_keys(&nk);
   struct qsr_design probe;
@@ -112,7 +113,7 @@ static int create_schema(qsr_store *st, char **err) {
 
 static int prepare_inserts(qsr_store *st, char **err) {
   struct sbuf b = { 0 };
-  sb_add(&b, "INSERT INTO points VALUES(?,?,?,?");
+  sb_add(&b, "INSERT INTO points VALUES(?,?,?,?,?");
   for (int i = 0; i < st->n_knobs + 5 + qsr_metric_count; i++) sb_add(&b, ",?");
   sb_add(&b, ")");
   int rc = sqlite3_prepare_v2(st->db, b.s, -1, &st->ins_point, NULL);
@@ -241,6 +242,7 @@ int qsr_store_put_chunk(qsr_store *st, int64_t sid, uint64_t chunk, const struct
     sqlite3_bind_int64(s, c++, (sqlite3_int64)p->idx);
     sqlite3_bind_text(s, c++, sw->devs[p->dev].name, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, c++, sw->models[p->model].name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, c++, sw->design_names[p->design], -1, SQLITE_STATIC);
     for (int k = 0; k < st->n_knobs; k++, c++) {
       double num;
       int kind = qsr_design_knob(&p->d, st->knob_row[k], &num, text, sizeof text);

@@ -1,0 +1,366 @@
+/*
+** cmd_plot.c -- `qsr plot`: gnuplot figures from a results database.
+**
+** Always writes OUT.dat (the data) and OUT.gp (the script) beside the
+** image so a user can restyle; then runs gnuplot ($QSR_GNUPLOT or gnuplot
+** on the PATH). PNG (pngcairo) or SVG by the output's extension.
+*/
+#include "cli/cli.h"
+#include "costmodel/costmodel.h"
+#include "sim/sweep.h"
+#include "store/store.h"
+#include "util/err.h"
+
+#include <limits.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MAX_BG 4000  /* dominated points drawn per panel (evenly sampled) */
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: qsr plot DB --kind pareto|ablation|breakdown [-o plots/NAME.png|.svg] [--sweep NAME]\n\n"
+          "  pareto     decode latency vs peak memory, colour = quality-loss proxy, the Pareto front as a\n"
+          "             line, dominated points faint; one panel per (device, model)\n"
+          "  ablation   the sweep's base designs (e.g. the seed's eight Q/S/R combinations) as grouped\n"
+          "             bars of decode latency and peak memory, one row per device\n"
+          "  breakdown  stacked decode time per op of the Pareto points of each (device, model)\n"
+          "Writes NAME.dat and NAME.gp beside the image; needs gnuplot (gnuplot-nox) to render.\n");
+}
+
+struct plot {
+  FILE *dat, *gp;
+  char dat_path[PATH_MAX], gp_path[PATH_MAX], out[PATH_MAX];
+  int svg;
+};
+
+static void gp_header(struct plot *p, int rows, int cols, int w, int h) {
+  if (p->svg) fprintf(p->gp, "set terminal svg size %d,%d dynamic font 'Sans,11'\n", w * cols, h * rows);
+  else fprintf(p->gp, "set terminal pngcairo size %d,%d font 'Sans,10'\n", w * cols, h * rows);
+  fprintf(p->gp, "set output '%s'\nset termoption noenhanced\nset datafile separator '\\t'\nset key top right\nset grid lc rgb '#e0e0e0'\n", p->out);
+  static const char *const colors[] = { "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1",
+                                        "#ff9da7", "#9c755f", "#bab0ac", "#1f77b4", "#8c564b", "#17becf", "#7f7f7f" };
+  for (int i = 0; i < 14; i++) fprintf(p->gp, "set linetype %d lc rgb '%s'\n", i + 1, colors[i]);
+  fprintf(p->gp, "set multiplot layout %d,%d\n", rows, cols);
+}
+
+/* Basename of the .dat as gnuplot sees it (the script runs beside it). */
+static const char *base(const char *path) {
+  const char *s = strrchr(path, '/');
+  return s ? s + 1 : path;
+}
+
+static int sweep_id(sqlite3 *h, const char *name, int64_t *sid, char *sname, size_t cap, char **err) {
+  sqlite3_stmt *q = NULL;
+  if (sqlite3_prepare_v2(h, "SELECT id, name FROM sweeps WHERE ?1 IS NULL OR name = ?1 ORDER BY id", -1, &q, NULL) != SQLITE_OK)
+    return qsr_errf(err, QSR_ERR_DB, "not a qsr results database (%s)", sqlite3_errmsg(h));
+  if (name) sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+  int n = 0;
+  while (sqlite3_step(q) == SQLITE_ROW) {
+    if (!n++) { *sid = sqlite3_column_int64(q, 0); snprintf(sname, cap, "%s", sqlite3_column_text(q, 1)); }
+  }
+  sqlite3_finalize(q);
+  if (!n) return qsr_errf(err, QSR_ERR_USAGE, "no sweep%s%s in the database", name ? " named " : "", name ? name : "");
+  if (n > 1) return qsr_errf(err, QSR_ERR_USAGE, "%d sweeps in the database: choose one with --sweep", n);
+  return QSR_OK;
+}
+
+static int pairs_of(sqlite3 *h, int64_t sid, char (**pairs)[2][64], int *n, char **err) {
+  sqlite3_stmt *q = NULL;
+  *pairs = NULL;
+  *n = 0;
+  if (sqlite3_prepare_v2(h, "SELECT DISTINCT device, model FROM points WHERE sweep_id = ? ORDER BY device, model", -1, &q, NULL) != SQLITE_OK)
+    return qsr_errf(err, QSR_ERR_DB, "%s", sqlite3_errmsg(h));
+  sqlite3_bind_int64(q, 1, sid);
+  while (sqlite3_step(q) == SQLITE_ROW) {
+    *pairs = realloc(*pairs, (size_t)(*n + 1) * sizeof **pairs);
+    if (!*pairs) abort();
+    snprintf((*pairs)[*n][0], 64, "%s", sqlite3_column_text(q, 0));
+    snprintf((*pairs)[*n][1], 64, "%s", sqlite3_column_text(q, 1));
+    (*n)++;
+  }
+  sqlite3_finalize(q);
+  return QSR_OK;
+}
+
+static int plot_pareto(sqlite3 *h, int64_t sid, const char *sname, struct plot *p, char **err) {
+  char(*pairs)[2][64];
+  int np, rc;
+  if ((rc = pairs_of(h, sid, &pairs, &np, err))) return rc;
+  if (!np) { free(pairs); return qsr_errf(err, QSR_ERR_USAGE, "sweep %s has no points", sname); }
+  int cols = np < 2 ? 1 : 2, rows = (np + cols - 1) / cols;
+  gp_header(p, rows, cols, 640, 480);
+  fprintf(p->gp, "set logscale x\nset xlabel 'decode latency, ms/token (tpot)'\nset ylabel 'peak memory, MB'\n"
+                 "set cblabel 'quality-loss proxy'\nset palette defined (0 '#1a9850', 0.5 '#fee08b', 1 '#d73027')\n");
+  sqlite3_stmt *q = NULL;
+  for (int i = 0; i < np && !rc; i++) {
+    long total = 0;
+    if (sqlite3_prepare_v2(h, "SELECT count(*) FROM points WHERE sweep_id = ? AND device = ? AND model = ? AND ok = 1", -1, &q, NULL) == SQLITE_OK) {
+      sqlite3_bind_int64(q, 1, sid);
+      sqlite3_bind_text(q, 2, pairs[i][0], -1, SQLITE_STATIC);
+      sqlite3_bind_text(q, 3, pairs[i][1], -1, SQLITE_STATIC);
+      if (sqlite3_step(q) == SQLITE_ROW) total = sqlite3_column_int64(q, 0);
+    }
+    sqlite3_finalize(q);
+    long stride = total > MAX_BG ? total / MAX_BG : 1;
+    /* blocks 3i: feasible points (sampled); 3i+1: the stored front; 3i+2: its envelope */
+    fprintf(p->dat, "# %s on %s: points that meet the constraints (every %ld-th of %ld)\n", pairs[i][1], pairs[i][0], stride, total);
+    if (sqlite3_prepare_v2(h, "SELECT tpot_ms, mem_peak_mb, quality_loss FROM points WHERE sweep_id = ? AND device = ? AND model = ?"
+                              " AND ok = 1 AND idx % ? = 0", -1, &q, NULL) != SQLITE_OK) { rc = qsr_errf(err, QSR_ERR_DB, "%s", sqlite3_errmsg(h)); break; }
+    sqlite3_bind_int64(q, 1, sid);
+    sqlite3_bind_text(q, 2, pairs[i][0], -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 3, pairs[i][1], -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 4, stride);
+    int any = 0;
+    while (sqlite3_step(q) == SQLITE_ROW) {
+      fprintf(p->dat, "%.6g\t%.6g\t%.6g\n", sqlite3_column_double(q, 0), sqlite3_column_double(q, 1), sqlite3_column_double(q, 2));
+      any = 1;
+    }
+    if (!any) fprintf(p->dat, "NaN\tNaN\tNaN\n");
+    sqlite3_finalize(q);
+    fprintf(p->dat, "\n\n# %s on %s: Pareto front (knee = 1)\n", pairs[i][1], pairs[i][0]);
+    if (sqlite3_prepare_v2(h, "SELECT tpot_ms, mem_peak_mb, quality_loss, knee FROM pareto WHERE sweep_id = ? AND device = ? AND model = ?"
+                              " ORDER BY tpot_ms", -1, &q, NULL) != SQLITE_OK) { rc = qsr_errf(err, QSR_ERR_DB, "%s", sqlite3_errmsg(h)); break; }
+    sqlite3_bind_int64(q, 1, sid);
+    sqlite3_bind_text(q, 2, pairs[i][0], -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 3, pairs[i][1], -1, SQLITE_STATIC);
+    any = 0;
+    double ex[512], ey[512];  /* the latency-memory envelope of the front, for the line */
+    int ne = 0;
+    while (sqlite3_step(q) == SQLITE_ROW) {
+      double x = sqlite3_column_double(q, 0), y = sqlite3_column_double(q, 1);
+      fprintf(p->dat, "%.6g\t%.6g\t%.6g\t%d\n", x, y, sqlite3_column_double(q, 2), sqlite3_column_int(q, 3));
+      if (ne < 512 && (ne == 0 || y < ey[ne - 1])) { ex[ne] = x; ey[ne] = y; ne++; }
+      any = 1;
+    }
+    if (!any) fprintf(p->dat, "NaN\tNaN\tNaN\t0\n");
+    sqlite3_finalize(q);
+    fprintf(p->dat, "\n\n# %s on %s: latency-memory envelope of the front\n", pairs[i][1], pairs[i][0]);
+    for (int e = 0; e < ne; e++) fprintf(p->dat, "%.6g\t%.6g\n", ex[e], ey[e]);
+    if (!ne) fprintf(p->dat, "NaN\tNaN\n");
+    fprintf(p->dat, "\n\n");
+    fprintf(p->gp, "set title '%s on %s'\n", pairs[i][1], pairs[i][0]);
+    fprintf(p->gp,
+            "plot '%s' index %d using 1:2 with points pt 7 ps 0.35 lc rgb '#d0d0d0' title 'meets constraints', \\\n"
+            "     '' index %d using 1:2 with steps lw 1.5 lc rgb '#404040' title 'front (latency-memory)', \\\n"
+            "     '' index %d using 1:2:3 with points pt 7 ps 1.0 lc palette title 'Pareto front', \\\n"
+            "     '' index %d using ($4 > 0 ? $1 : NaN):2 with points pt 6 ps 2.2 lw 2 lc rgb 'black' title 'knee'\n",
+            base(p->dat_path), 3 * i, 3 * i + 2, 3 * i + 1, 3 * i + 1);
+  }
+  fprintf(p->gp, "unset multiplot\n");
+  free(pairs);
+  return rc;
+}
+
+static int plot_ablation(sqlite3 *h, int64_t sid, const char *sname, struct plot *p, char **err) {
+  char(*pairs)[2][64];
+  int np, rc;
+  if ((rc = pairs_of(h, sid, &pairs, &np, err))) return rc;
+  /* devices and models */
+  char devs[16][64], models[16][64];
+  int nd = 0, nm = 0;
+  for (int i = 0; i < np; i++) {
+    int f = 0;
+    for (int j = 0; j < nd; j++) f |= !strcmp(devs[j], pairs[i][0]);
+    if (!f && nd < 16) snprintf(devs[nd++], 64, "%s", pairs[i][0]);
+    f = 0;
+    for (int j = 0; j < nm; j++) f |= !strcmp(models[j], pairs[i][1]);
+    if (!f && nm < 16) snprintf(models[nm++], 64, "%s", pairs[i][1]);
+  }
+  free(pairs);
+  if (!nd) return qsr_errf(err, QSR_ERR_USAGE, "sweep %s has no points", sname);
+  sqlite3_stmt *q = NULL;
+  if (sqlite3_prepare_v2(h, "SELECT design, min(idx) FROM points WHERE sweep_id = ? GROUP BY design ORDER BY min(idx)", -1, &q, NULL) != SQLITE_OK)
+    return qsr_errf(err, QSR_ERR_DB, "%s (a database from before the design column?)", sqlite3_errmsg(h));
+  sqlite3_bind_int64(q, 1, sid);
+  char designs[64][64];
+  int nds = 0;
+  while (sqlite3_step(q) == SQLITE_ROW && nds < 64) snprintf(designs[nds++], 64, "%s", sqlite3_column_text(q, 0));
+  sqlite3_finalize(q);
+  if (nds < 2) return qsr_errf(err, QSR_ERR_USAGE, "sweep %s has %d base design(s): an ablation plot needs a designs: list", sname, nds);
+  gp_header(p, nd, 2, 620, 380);
+  fprintf(p->gp, "set style data histograms\nset style histogram clustered gap 1\nset style fill solid 0.85 border -1\n"
+                 "set boxwidth 0.9\nset xtics rotate by -30 nomirror\nset key top right\nset logscale y\n");
+  for (int di = 0; di < nd; di++) {
+    for (int metric = 0; metric < 2; metric++) {
+      fprintf(p->dat, "# %s: %s per design; columns: design", devs[di], metric ? "peak memory MB" : "decode ms/token");
+      for (int mi = 0; mi < nm; mi++) fprintf(p->dat, "\t%s", models[mi]);
+      fprintf(p->dat, "\ndesign");
+      for (int mi = 0; mi < nm; mi++) fprintf(p->dat, "\t%s", models[mi]);
+      fprintf(p->dat, "\n");
+      for (int k = 0; k < nds; k++) {
+        const char *lab = designs[k];
+        if (!strncmp(lab, "ablation-", 9)) lab += 9;
+        fprintf(p->dat, "%s", lab);
+        for (int mi = 0; mi < nm; mi++) {
+          double v = NAN;
+          if (sqlite3_prepare_v2(h, metric ? "SELECT avg(mem_peak_mb) FROM points WHERE sweep_id=? AND device=? AND model=? AND design=? AND feasible=1"
+                                           : "SELECT avg(tpot_ms) FROM points WHERE sweep_id=? AND device=? AND model=? AND design=? AND feasible=1",
+                                 -1, &q, NULL) == SQLITE_OK) {
+            sqlite3_bind_int64(q, 1, sid);
+            sqlite3_bind_text(q, 2, devs[di], -1, SQLITE_STATIC);
+            sqlite3_bind_text(q, 3, models[mi], -1, SQLITE_STATIC);
+            sqlite3_bind_text(q, 4, designs[k], -1, SQLITE_STATIC);
+            if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_type(q, 0) != SQLITE_NULL) v = sqlite3_column_double(q, 0);
+          }
+          sqlite3_finalize(q);
+          fprintf(p->dat, "\t%.6g", v);
+        }
+        fprintf(p->dat, "\n");
+      }
+      fprintf(p->dat, "\n\n");
+      fprintf(p->gp, "set title '%s: %s'\nset ylabel '%s'\n", devs[di], metric ? "peak memory" : "decode latency",
+              metric ? "MB (log)" : "ms/token (log)");
+      fprintf(p->gp, "plot for [c=2:%d] '%s' index %d using c:xtic(1) title columnheader(c)\n", nm + 1, base(p->dat_path),
+              2 * di + metric);
+    }
+  }
+  fprintf(p->gp, "unset multiplot\n");
+  return QSR_OK;
+}
+
+static int plot_breakdown(sqlite3 *h, int64_t sid, const char *sname, struct plot *p, char **err) {
+  static struct qsr_sweep sw;
+  int rc = qsr_cli_sweep_from_db(h, sid, &sw, err);
+  if (rc) return rc;
+  char(*pairs)[2][64];
+  int np;
+  if ((rc = pairs_of(h, sid, &pairs, &np, err))) { qsr_sweep_free(&sw); return rc; }
+  int cols = np < 2 ? 1 : 2, rows = (np + cols - 1) / cols;
+  gp_header(p, rows, cols, 680, 440);
+  fprintf(p->gp, "set style data histograms\nset style histogram rowstacked\nset style fill solid 0.9 border -1\n"
+                 "set boxwidth 0.75\nset xtics rotate by -35 nomirror font ',8'\nset key outside right font ',8'\n"
+                 "set ylabel 'decode ms/token'\n");
+  sqlite3_stmt *q = NULL;
+  for (int i = 0; i < np && !rc; i++) {
+    if (sqlite3_prepare_v2(h, "SELECT idx, quant_weights_format || CAST(quant_weights_bits AS INT) || '/kv-' || quant_kv_cache"
+                              " || '/L' || attention_local || '/' || routing_mode || '/b' || CAST(runtime_batch AS INT) FROM pareto"
+                              " WHERE sweep_id = ? AND device = ? AND model = ? ORDER BY tpot_ms LIMIT 10", -1, &q, NULL) != SQLITE_OK) {
+      rc = qsr_errf(err, QSR_ERR_DB, "%s", sqlite3_errmsg(h));
+      break;
+    }
+    sqlite3_bind_int64(q, 1, sid);
+    sqlite3_bind_text(q, 2, pairs[i][0], -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 3, pairs[i][1], -1, SQLITE_STATIC);
+    double ms[10][QSR_OP_COUNT];
+    char lab[10][96];
+    int nr = 0, used[QSR_OP_COUNT] = { 0 };
+    while (nr < 10 && sqlite3_step(q) == SQLITE_ROW) {
+      struct qsr_point pt;
+      qsr_sweep_eval(&sw, (uint64_t)sqlite3_column_int64(q, 0), &pt);
+      int dit = sw.models[pt.model].family == QSR_FAMILY_DIT;
+      memset(ms[nr], 0, sizeof ms[nr]);
+      for (int o = 0; o < pt.r.n_ops; o++)
+        if (pt.r.ops[o].phase == (dit ? QSR_PHASE_PREFILL : QSR_PHASE_DECODE)) {
+          ms[nr][pt.r.ops[o].kind] += pt.r.ops[o].ms;
+          used[pt.r.ops[o].kind] |= pt.r.ops[o].ms > 0;
+        }
+      snprintf(lab[nr], sizeof lab[nr], "%s", sqlite3_column_text(q, 1) ? (const char *)sqlite3_column_text(q, 1) : "?");
+      for (char *c = lab[nr]; *c; c++) if (*c == '\t' || *c == ' ') *c = '_';
+      nr++;
+    }
+    sqlite3_finalize(q);
+    fprintf(p->dat, "# %s on %s: decode time per op (ms/token) of up to 10 Pareto points\npoint", pairs[i][1], pairs[i][0]);
+    int ncol = 0;
+    for (int k = 0; k < QSR_OP_COUNT; k++) if (used[k]) { fprintf(p->dat, "\t%s", qsr_op_name(k)); ncol++; }
+    fprintf(p->dat, "\n");
+    for (int r = 0; r < nr; r++) {
+      fprintf(p->dat, "%s", lab[r]);
+      for (int k = 0; k < QSR_OP_COUNT; k++) if (used[k]) fprintf(p->dat, "\t%.6g", ms[r][k]);
+      fprintf(p->dat, "\n");
+    }
+    if (!nr || !ncol) { fprintf(p->dat, "none\t0\n"); ncol = 1; }
+    fprintf(p->dat, "\n\n");
+    fprintf(p->gp, "set title '%s on %s (Pareto points, fastest first)'\n", pairs[i][1], pairs[i][0]);
+    fprintf(p->gp, "plot for [c=2:%d] '%s' index %d using c:xtic(1) title columnheader(c)\n", ncol + 1, base(p->dat_path), i);
+  }
+  fprintf(p->gp, "unset multiplot\n");
+  free(pairs);
+  qsr_sweep_free(&sw);
+  (void)sname;
+  return rc;
+}
+
+int qsr_cmd_plot(int argc, char **argv) {
+  const char *db = NULL, *kind = NULL, *out = NULL, *sweep = NULL;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
+    if (!strcmp(a, "--kind") && i + 1 < argc) { kind = argv[++i]; continue; }
+    if ((!strcmp(a, "-o") || !strcmp(a, "--output")) && i + 1 < argc) { out = argv[++i]; continue; }
+    if (!strcmp(a, "--sweep") && i + 1 < argc) { sweep = argv[++i]; continue; }
+    if (a[0] == '-' || db) { fprintf(stderr, "qsr plot: unexpected '%s'\n", a); usage(stderr); return 2; }
+    db = a;
+  }
+  if (!db || !kind) { usage(stderr); return 2; }
+  if (strcmp(kind, "pareto") && strcmp(kind, "ablation") && strcmp(kind, "breakdown")) {
+    fprintf(stderr, "qsr plot: --kind: expected pareto, ablation or breakdown\n");
+    return 2;
+  }
+  char *err = NULL, sname[64], defout[PATH_MAX];
+  qsr_store *st = NULL;
+  struct plot p;
+  memset(&p, 0, sizeof p);
+  int rc = qsr_store_open(db, 1, &st, &err);
+  if (rc) return qsr_cli_fail(rc, err);
+  int64_t sid = -1;
+  if ((rc = sweep_id(qsr_store_db(st), sweep, &sid, sname, sizeof sname, &err))) goto out;
+  if (!out) {
+    mkdir("plots", 0777);
+    snprintf(defout, sizeof defout, "plots/%s-%s.png", sname, kind);
+    out = defout;
+  }
+  size_t ol = strlen(out);
+  p.svg = ol > 4 && !strcmp(out + ol - 4, ".svg");
+  if (!p.svg && !(ol > 4 && !strcmp(out + ol - 4, ".png"))) { rc = qsr_errf(&err, QSR_ERR_USAGE, "%s: the output must end in .png or .svg", out); goto out; }
+  snprintf(p.out, sizeof p.out, "%s", base(out));
+  snprintf(p.dat_path, sizeof p.dat_path, "%.*s.dat", (int)(ol - 4), out);
+  snprintf(p.gp_path, sizeof p.gp_path, "%.*s.gp", (int)(ol - 4), out);
+  if (!(p.dat = fopen(p.dat_path, "w")) || !(p.gp = fopen(p.gp_path, "w"))) {
+    rc = qsr_errf(&err, QSR_ERR_IO, "%s: cannot write", p.dat ? p.gp_path : p.dat_path);
+    goto out;
+  }
+  fprintf(p.gp, "# qsr plot --kind %s of %s (sweep %s). Run from this folder: gnuplot %s\n", kind, db, sname, base(p.gp_path));
+  if (!strcmp(kind, "pareto")) rc = plot_pareto(qsr_store_db(st), sid, sname, &p, &err);
+  else if (!strcmp(kind, "ablation")) rc = plot_ablation(qsr_store_db(st), sid, sname, &p, &err);
+  else rc = plot_breakdown(qsr_store_db(st), sid, sname, &p, &err);
+  fclose(p.dat);
+  fclose(p.gp);
+  p.dat = p.gp = NULL;
+  if (rc) goto out;
+  const char *gnuplot = getenv("QSR_GNUPLOT");
+  if (!gnuplot || !*gnuplot) gnuplot = "gnuplot";
+  char dir[PATH_MAX];
+  snprintf(dir, sizeof dir, "%s", p.gp_path);
+  char *slash = strrchr(dir, '/');
+  if (slash) *slash = '\0';
+  else snprintf(dir, sizeof dir, ".");
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (chdir(dir)) _exit(126);
+    execlp(gnuplot, gnuplot, base(p.gp_path), (char *)NULL);
+    _exit(127);
+  }
+  int status = 0;
+  if (pid < 0 || waitpid(pid, &status, 0) < 0) { rc = qsr_errf(&err, QSR_ERR_IO, "cannot run %s", gnuplot); goto out; }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {
+    rc = qsr_errf(&err, QSR_ERR_IO, "%s not found (install gnuplot-nox, or set QSR_GNUPLOT); the data and script are written: %s, %s",
+                  gnuplot, p.dat_path, p.gp_path);
+    goto out;
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+    rc = qsr_errf(&err, QSR_ERR_IO, "%s failed on %s (exit %d)", gnuplot, p.gp_path, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    goto out;
+  }
+  fprintf(stderr, "qsr plot: %s (data %s, script %s)\n", out, p.dat_path, p.gp_path);
+out:
+  if (p.dat) fclose(p.dat);
+  if (p.gp) fclose(p.gp);
+  qsr_store_close(st);
+  return rc ? qsr_cli_fail(rc, err) : 0;
+}
