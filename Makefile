@@ -4,7 +4,8 @@
 #   make deps       apt-get install what is missing (Debian/Ubuntu)
 #   make test       deps + build + CUnit suites
 #   make sanitize   the suites under AddressSanitizer + UBSan
-#   make demo       deps + build + qsr on the bundled configs
+#   make demo       deps + build + the main job on the bundled configs: sweep ->
+#                   Pareto table -> plot -> deployment config
 #   make bench      speed figures of the cost model (printed, not asserted)
 #
 # CUDA: .cu files under kernels/cuda/ are built with nvcc when it is found
@@ -83,12 +84,15 @@ sanitize: deps
 
 demo: deps
 	@$(MAKE) --no-print-directory qsr
-	./qsr list devices
 	./qsr predict -d orin-nx-16g -m llama-7b -c configs/designs/ablation-qsr.yaml
-	./qsr predict -d a100-80g -m mixtral-8x7b --set quant.weights.bits=4 --set runtime.batch=16 --json
+	./qsr sweep configs/sweeps/quickstart.yaml
+	./qsr pareto results/quickstart.db --objectives tpot_ms,mem_peak_mb,quality_loss
+	./qsr plot results/quickstart.db --kind pareto -o plots/quickstart-pareto.png
+	./qsr deploy results/quickstart.db --device orin-nx-16g --pick knee -o results/deploy/llama-7b-orin-nx.yaml
+	./qsr deploy --check results/deploy/llama-7b-orin-nx.yaml
 
 bench: deps
-	@$(MAKE) --no-print-directory $(BUILD)/bench_all
+	@$(MAKE) --no-print-directory $(BUILD)/bench_all qsr
 	./$(BUILD)/bench_all
 
 clean:

@@ -55,12 +55,12 @@ static void run(const char *dev_name, const char *model_name, const char *design
          design ? design : "baseline", d.batch, n / dt, dt / n * 1e6, sink / n);
 }
 
-int main(void) {
+void bench_predict(void);
+void bench_predict(void) {
   printf("qsr_eval speed, one thread (target for sweeps: >= 1,000,000 points/s per thread):\n");
   run("a100-80g", "llama-7b", NULL, NULL);
   run("a100-80g", "llama-7b", "ablation-qsr", NULL);
   run("orin-nx-16g", "llama-7b", "ablation-qsr", NULL);
   run("h200", "mixtral-8x7b", NULL, "64");
   run("a100-80g", "dit-xl-2", NULL, NULL);
-  return 0;
 }

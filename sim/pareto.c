@@ -20,16 +20,65 @@ static int cmp_rec(const void *a, const void *b) {
   return x->i < y->i ? -1 : x->i > y->i;
 }
 
+/* 2-D prefilter, O(n): points are bucketed by the first objective; a point
+** whose second objective exceeds the minimum of every earlier bucket is
+** dominated by that minimum (no larger first, strictly smaller second) and
+** is dropped. Only the survivors are sorted. */
+#define PF_BUCKETS 65536
+static struct rec *candidates_2d(const double *obj, size_t n, size_t *nc) {
+  double lo = INFINITY, hi = -INFINITY;
+  for (size_t i = 0; i < n; i++) {
+    double x = obj[2 * i];
+    if (x < lo) lo = x;
+    if (x > hi) hi = x;
+  }
+  double *bmin = malloc(PF_BUCKETS * sizeof *bmin);
+  if (!bmin) return NULL;
+  for (int b = 0; b < PF_BUCKETS; b++) bmin[b] = INFINITY;
+  double scale = hi > lo ? (PF_BUCKETS - 1) / (hi - lo) : 0;
+  for (size_t i = 0; i < n; i++) {
+    int b = (int)((obj[2 * i] - lo) * scale);
+    if (obj[2 * i + 1] < bmin[b]) bmin[b] = obj[2 * i + 1];
+  }
+  /* bmin[b] <- minimum over buckets strictly before b */
+  double run = INFINITY;
+  for (int b = 0; b < PF_BUCKETS; b++) {
+    double m = bmin[b];
+    bmin[b] = run;
+    if (m < run) run = m;
+  }
+  size_t c = 0;
+  for (size_t i = 0; i < n; i++) c += obj[2 * i + 1] <= bmin[(int)((obj[2 * i] - lo) * scale)];
+  struct rec *r = malloc((c ? c : 1) * sizeof *r);
+  if (r) {
+    c = 0;
+    for (size_t i = 0; i < n; i++)
+      if (obj[2 * i + 1] <= bmin[(int)((obj[2 * i] - lo) * scale)]) {
+        r[c].key[0] = obj[2 * i];
+        r[c].key[1] = obj[2 * i + 1];
+        r[c].key[2] = r[c].key[3] = 0;
+        r[c].i = i;
+        c++;
+      }
+  }
+  free(bmin);
+  *nc = c;
+  return r;
+}
+
 size_t qsr_pareto_front(const double *obj, size_t n, int k, uint8_t *front) {
   if (k < 1 || k > 4) return (size_t)-1;
   memset(front, 0, n);
   if (!n) return 0;
-  struct rec *r = malloc(n * sizeof *r);
+  size_t nc = n;
+  struct rec *r = k == 2 ? candidates_2d(obj, n, &nc) : malloc(n * sizeof *r);
   if (!r) return (size_t)-1;
-  for (size_t i = 0; i < n; i++) {
-    for (int j = 0; j < 4; j++) r[i].key[j] = j < k ? obj[i * (size_t)k + (size_t)j] : 0;
-    r[i].i = i;
-  }
+  if (k != 2)
+    for (size_t i = 0; i < n; i++) {
+      for (int j = 0; j < 4; j++) r[i].key[j] = j < k ? obj[i * (size_t)k + (size_t)j] : 0;
+      r[i].i = i;
+    }
+  n = nc;
   qsort(r, n, sizeof *r, cmp_rec);
   size_t count = 0;
   if (k == 1) {

@@ -186,19 +186,26 @@ void qsr_design_patch_apply(struct qsr_design_builder *b, const struct qsr_patch
 
 static void layers_text(const uint8_t *bm, char *text, size_t cap) {
   size_t u = 0;
+  const uint8_t *first = memchr(bm, 1, QSR_MAX_LAYERS);
+  if (!first) { snprintf(text, cap, "[]"); return; }
   text[u++] = '[';
   for (int l = 0; l < QSR_MAX_LAYERS && u + 8 < cap; l++)
     if (bm[l]) u += (size_t)snprintf(text + u, cap - u, "%s%d", text[u - 1] == '[' ? "" : ",", l);
   snprintf(text + u, cap - u, "]");
 }
 
-int qsr_design_knob(const struct qsr_design *d, int row, double *num, char *text, size_t cap) {
+int qsr_design_knob(const struct qsr_design *d, int row, double *num, const char **name, char *text, size_t cap) {
   const struct qsr_key *k = &design_keys[row];
   const char *at = (const char *)d + k->off;
+  if (k->off >= offsetof(struct qsr_design, layer) && k->off < offsetof(struct qsr_design, layer) + sizeof d->layer &&
+      k->type != QSR_K_CUSTOM) {
+    size_t cls = (k->off - offsetof(struct qsr_design, layer)) / sizeof(struct qsr_wq);
+    if (!d->layer[cls].bits) return 3;
+  }
   switch (k->type) {
   case QSR_K_F64: *num = *(const double *)at; return 0;
   case QSR_K_INT: case QSR_K_BOOL: *num = *(const int *)at; return 0;
-  case QSR_K_ENUM: snprintf(text, cap, "%s", k->names[*(const int *)at]); return 1;
+  case QSR_K_ENUM: *name = k->names[*(const int *)at]; return 2;
   case QSR_K_STR: snprintf(text, cap, "%s", at); return 1;
   default:
     if (k->set == set_dense_layers) { layers_text(d->dense_layer, text, cap); return 1; }

@@ -42,9 +42,11 @@ struct qsr_patch {
 int  qsr_design_patch_make(const char *key, const char *yaml_value, struct qsr_patch *p, char **err);
 void qsr_design_patch_apply(struct qsr_design_builder *b, const struct qsr_patch *p);
 
-/* Writes a knob's value as text (enum names, lists as "[0,31]"); returns
-** 0 for numbers written to *num instead, 1 for text, -1 for no column. */
-int qsr_design_knob(const struct qsr_design *d, int row, double *num, char *text, size_t cap);
+/* A knob's value for the results database: returns 0 for a number in
+** *num, 1 for text in `text` (lists as "[0,31]"), 2 for a static string in
+** *name (enum names), 3 for NULL (a per-class precision that follows
+** quant.weights), -1 for a key with no column. */
+int qsr_design_knob(const struct qsr_design *d, int row, double *num, const char **name, char *text, size_t cap);
 
 /* Loads a sweep file (sim/sweep.h); devices, models, quality and the base
 ** design are loaded too. Free with qsr_sweep_free(). */

@@ -139,22 +139,25 @@ static void test_pareto_by_hand(void) {
   uint8_t fe[5];
   qsr_pareto_front(e, 5, 2, fe);
   CU_ASSERT_EQUAL(qsr_pareto_knee(e, 5, 2, fe), 2u);
-  /* brute force agrees on random 3-D sets */
+  /* brute force agrees on random 2-, 3- and 4-D sets (with ties) */
   srand(7);
-  for (int t = 0; t < 20; t++) {
-    double r[60 * 3];
-    uint8_t fr[60];
-    for (int i = 0; i < 180; i++) r[i] = rand() % 10;
-    qsr_pareto_front(r, 60, 3, fr);
-    for (int i = 0; i < 60; i++) {
+  for (int t = 0; t < 60; t++) {
+    int K = 2 + t % 3, N = 60 + t * 40;
+    double *r = malloc((size_t)N * (size_t)K * sizeof *r);
+    uint8_t *fr = malloc((size_t)N);
+    for (int i = 0; i < N * K; i++) r[i] = rand() % (t < 30 ? 10 : 1000);
+    qsr_pareto_front(r, (size_t)N, K, fr);
+    for (int i = 0; i < N; i++) {
       int dom = 0;
-      for (int j = 0; j < 60 && !dom; j++) {
+      for (int j = 0; j < N && !dom; j++) {
         int le = 1, lt = 0;
-        for (int k = 0; k < 3; k++) { if (r[j * 3 + k] > r[i * 3 + k]) le = 0; if (r[j * 3 + k] < r[i * 3 + k]) lt = 1; }
+        for (int k = 0; k < K; k++) { if (r[j * K + k] > r[i * K + k]) le = 0; if (r[j * K + k] < r[i * K + k]) lt = 1; }
         dom = le && lt;
       }
       CU_ASSERT_EQUAL(fr[i], !dom);
     }
+    free(r);
+    free(fr);
   }
 }
 

@@ -1,0 +1,9 @@
+/* bench_main.c -- `make bench`: every benchmark, figures printed, nothing asserted. */
+void bench_predict(void);
+void bench_sweep(void);
+
+int main(void) {
+  bench_predict();
+  bench_sweep();
+  return 0;
+}
