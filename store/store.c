@@ -31,6 +31,7 @@ struct qsr_store {
   char path[1024];
   int n_knobs;
   int knob_row[128];     /* design key rows that have a column */
+  uint8_t knob_int[128]; /* 1: bind as an integer */
 };
 
 static int db_err(qsr_store *st, int rc, char **err, const char *what) {
@@ -94,8 +95,9 @@ static int create_schema(qsr_store *st, char **err) {
     column_name(keys[r].path, col, sizeof col);
     sb_add(&b, ", ");
     sb_add(&b, col);
-    sb_add(&b, (keys[r].type == QSR_K_F64 || keys[r].type == QSR_K_INT || keys[r].type == QSR_K_BOOL) ? " REAL" : " TEXT");
+    sb_add(&b, keys[r].type == QSR_K_F64 ? " REAL" : (keys[r].type == QSR_K_INT || keys[r].type == QSR_K_BOOL) ? " INTEGER" : " TEXT");
     QSR_ASSERT(st->n_knobs < 128);
+    st->knob_int[st->n_knobs] = keys[r].type == QSR_K_INT || keys[r].type == QSR_K_BOOL;
     st->knob_row[st->n_knobs++] = r;
   }
   sb_add(&b, ", valid INTEGER, feasible INTEGER, fits INTEGER, ok INTEGER, reason TEXT");
@@ -250,7 +252,8 @@ int qsr_store_put_chunk(qsr_store *st, int64_t sid, uint64_t chunk, const struct
       double num;
       const char *name;
       int kind = qsr_design_knob(&p->d, st->knob_row[k], &num, &name, text, sizeof text);
-      if (kind == 0) sqlite3_bind_double(s, c, num);
+      if (kind == 0 && st->knob_int[k]) sqlite3_bind_int64(s, c, (sqlite3_int64)num);
+      else if (kind == 0) sqlite3_bind_double(s, c, num);
       else if (kind == 1) sqlite3_bind_text(s, c, text, -1, SQLITE_TRANSIENT);
       else if (kind == 2) sqlite3_bind_text(s, c, name, -1, SQLITE_STATIC);
       else sqlite3_bind_null(s, c);
