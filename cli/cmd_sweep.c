@@ -207,15 +207,9 @@ int qsr_cmd_sweep(int argc, char **argv) {
   if (!quiet)
     fprintf(stderr, "  stored %llu points in %.2f s (%.0f points/s)\n", (unsigned long long)pts_written, dt,
             pts_written / (dt + 1e-9));
-  if ((rc = qsr_store_finish_sweep(st, sid, &err)) || (rc = qsr_cli_store_fronts(st, &sw, sid, &err))) goto fail;
-  for (int i = 0; i < R.n_slots; i++) free(R.slots[i].pts);
-  free(R.slots);
-  free(done);
-  free(todo);
-  qsr_store_close(st);
-  qsr_sweep_free(&sw);
-  return 0;
-fail:
+  if ((rc = qsr_store_finish_sweep(st, sid, &err))) goto fail;
+  rc = qsr_cli_store_fronts(st, &sw, sid, &err);
+fail:  /* success too: one exit frees everything */
   if (R.slots)
     for (int i = 0; i < R.n_slots; i++) free(R.slots[i].pts);
   free(R.slots);
@@ -223,5 +217,5 @@ fail:
   free(todo);
   qsr_store_close(st);
   qsr_sweep_free(&sw);
-  return qsr_cli_fail(rc, err);
+  return rc ? qsr_cli_fail(rc, err) : 0;
 }
