@@ -32,8 +32,8 @@ struct slot {
 
 struct run {
   const struct qsr_sweep *sw;
-  uint64_t *todo;            /* chunk ids to do */
-  uint64_t n_todo, next;     /* next = next todo index to hand out */
+  uint64_t *pending;            /* chunk ids still to store */
+  uint64_t n_pending, next;     /* next = next pending index to hand out */
   struct slot *slots;
   int n_slots;
   int stop;                  /* writer failed: workers stop */
@@ -46,16 +46,16 @@ static void *worker(void *arg) {
   for (;;) {
     pthread_mutex_lock(&R->mu);
     int s = -1;
-    while (!R->stop && R->next < R->n_todo) {
+    while (!R->stop && R->next < R->n_pending) {
       for (int i = 0; i < R->n_slots && s < 0; i++)
         if (R->slots[i].state == SLOT_FREE) s = i;
       if (s >= 0) break;
       pthread_cond_wait(&R->cv, &R->mu);
     }
-    if (R->stop || R->next >= R->n_todo) { pthread_mutex_unlock(&R->mu); return NULL; }
+    if (R->stop || R->next >= R->n_pending) { pthread_mutex_unlock(&R->mu); return NULL; }
     struct slot *sl = &R->slots[s];
     sl->state = SLOT_BUSY;
-    sl->chunk = R->todo[R->next++];
+    sl->chunk = R->pending[R->next++];
     pthread_mutex_unlock(&R->mu);
     uint64_t first = sl->chunk * QSR_SWEEP_CHUNK, end = first + QSR_SWEEP_CHUNK;
     if (end > R->sw->total) end = R->sw->total;
@@ -130,27 +130,27 @@ int qsr_cmd_sweep(int argc, char **argv) {
   int64_t sid;
   uint64_t nch = qsr_sweep_chunks(&sw);
   uint8_t *done = malloc(nch ? nch : 1);
-  uint64_t *todo = malloc((nch ? nch : 1) * sizeof *todo);
+  uint64_t *pending = malloc((nch ? nch : 1) * sizeof *pending);
   struct run R;
   memset(&R, 0, sizeof R);
-  if (!done || !todo) { rc = qsr_errf(&err, QSR_ERR_NOMEM, "out of memory"); goto fail; }
+  if (!done || !pending) { rc = qsr_errf(&err, QSR_ERR_NOMEM, "out of memory"); goto fail; }
   if ((rc = qsr_store_open(dbpath, 0, &st, &err)) || (rc = qsr_store_begin_sweep(st, &sw, &sid, &err)) ||
       (rc = qsr_store_done_chunks(st, sid, done, nch, &err)))
     goto fail;
-  uint64_t n_todo = 0, already = 0;
+  uint64_t n_pending = 0, already = 0;
   for (uint64_t c = 0; c < nch; c++) {
     if ((long)(c % (uint64_t)shard_n) != shard_i) continue;
     if (done[c]) already++;
-    else todo[n_todo++] = c;
+    else pending[n_pending++] = c;
   }
   int tty = !quiet && isatty(2);
   if (!quiet)
     fprintf(stderr, "qsr sweep %s: %llu points (%llu chunks%s), %llu chunks to do, %d threads -> %s\n", sw.name,
             (unsigned long long)sw.total, (unsigned long long)nch, shard_n > 1 ? " in all shards" : "",
-            (unsigned long long)n_todo, jobs, dbpath);
+            (unsigned long long)n_pending, jobs, dbpath);
   R.sw = &sw;
-  R.todo = todo;
-  R.n_todo = n_todo;
+  R.pending = pending;
+  R.n_pending = n_pending;
   R.n_slots = jobs + 2;
   R.slots = calloc((size_t)R.n_slots, sizeof *R.slots);
   if (!R.slots) { rc = qsr_errf(&err, QSR_ERR_NOMEM, "out of memory"); goto fail; }
@@ -168,7 +168,7 @@ int qsr_cmd_sweep(int argc, char **argv) {
   if (!started) { rc = qsr_errf(&err, QSR_ERR_NOMEM, "cannot start threads"); free(th); goto fail; }
   double t0 = now_s(), last = t0;
   uint64_t written = 0, pts_written = 0;
-  while (written < n_todo) {
+  while (written < n_pending) {
     pthread_mutex_lock(&R.mu);
     int s = -1;
     for (;;) {
@@ -189,11 +189,11 @@ int qsr_cmd_sweep(int argc, char **argv) {
     written++;
     pts_written += (uint64_t)sl->n;
     double t = now_s();
-    if (tty && (t - last > 0.5 || written == n_todo)) {
+    if (tty && (t - last > 0.5 || written == n_pending)) {
       double rate = pts_written / (t - t0 + 1e-9);
-      uint64_t left = (n_todo - written) * QSR_SWEEP_CHUNK;
+      uint64_t left = (n_pending - written) * QSR_SWEEP_CHUNK;
       fprintf(stderr, "\r  %llu/%llu chunks, %.0f points/s, ETA %.0f s   ", (unsigned long long)(written + already),
-              (unsigned long long)(n_todo + already), rate, left / (rate + 1e-9));
+              (unsigned long long)(n_pending + already), rate, left / (rate + 1e-9));
       last = t;
     }
   }
@@ -214,7 +214,7 @@ fail:  /* success too: one exit frees everything */
     for (int i = 0; i < R.n_slots; i++) free(R.slots[i].pts);
   free(R.slots);
   free(done);
-  free(todo);
+  free(pending);
   qsr_store_close(st);
   qsr_sweep_free(&sw);
   return rc ? qsr_cli_fail(rc, err) : 0;
