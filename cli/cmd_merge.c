@@ -19,22 +19,10 @@ int qsr_cli_sweep_from_db(struct sqlite3 *db, int64_t sid, struct qsr_sweep *sw,
   if (sqlite3_step(q) != SQLITE_ROW) {
     rc = qsr_errf(err, QSR_ERR_DB, "sweep %lld not found", (long long)sid);
   } else {
-    char tmp[] = "/tmp/qsr-sweep-XXXXXX";
-    int fd = mkstemp(tmp);
-    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
-    if (!f) rc = qsr_errf(err, QSR_ERR_IO, "cannot create a temporary file");
-    else {
-      fputs((const char *)sqlite3_column_text(q, 0), f);
-      fclose(f);
-      rc = qsr_sweep_load(tmp, sw, err);
-      remove(tmp);
-      if (rc) {
-        char *e = *err;
-        *err = NULL;
-        rc = qsr_errf(err, rc, "sweep '%s' stored in the database no longer loads here: %s", sqlite3_column_text(q, 1), e);
-        free(e);
-      }
-    }
+    char origin[160], *text = strdup((const char *)sqlite3_column_text(q, 0));
+    snprintf(origin, sizeof origin, "sweep '%s' stored in the database", sqlite3_column_text(q, 1));
+    if (!text) rc = qsr_errf(err, QSR_ERR_NOMEM, "out of memory");
+    else rc = qsr_sweep_load_text(origin, text, sw, err);
   }
   sqlite3_finalize(q);
   return rc;

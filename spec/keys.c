@@ -244,10 +244,40 @@ static int parse_doc(yaml_parser_t *ps, yaml_document_t *doc, const char *origin
   return QSR_OK;
 }
 
+char *qsr_spec_read_file(const char *path, char **err) {
+  FILE *f = fopen(path, "rb");
+  if (!f) { qsr_errf(err, QSR_ERR_IO, "%s: cannot open: %s", path, strerror(errno)); return NULL; }
+  char *s = NULL;
+  size_t n = 0, cap = 0;
+  for (;;) {
+    if (n + 4096 + 1 > cap) {
+      cap = cap ? 2 * cap : 8192;
+      char *t = realloc(s, cap);
+      if (!t) { free(s); fclose(f); qsr_errf(err, QSR_ERR_NOMEM, "%s: out of memory", path); return NULL; }
+      s = t;
+    }
+    size_t got = fread(s + n, 1, 4096, f);
+    n += got;
+    if (got < 4096) break;
+  }
+  int bad = ferror(f);
+  fclose(f);
+  if (bad) { free(s); qsr_errf(err, QSR_ERR_IO, "%s: read error", path); return NULL; }
+  s[n] = '\0';
+  return s;
+}
+
 int qsr_spec_load(const char *file, const char *section, const struct qsr_key *keys, int nkeys, void *obj,
                   uint8_t *seen, char **err) {
-  FILE *fp = fopen(file, "rb");
-  if (!fp) return qsr_errf(err, QSR_ERR_IO, "%s: cannot open: %s", file, strerror(errno));
+  char *text = qsr_spec_read_file(file, err);
+  if (!text) return err && *err && strstr(*err, "out of memory") ? QSR_ERR_NOMEM : QSR_ERR_IO;
+  int rc = qsr_spec_load_text(file, text, section, keys, nkeys, obj, seen, err);
+  free(text);
+  return rc;
+}
+
+int qsr_spec_load_text(const char *file, const char *text, const char *section, const struct qsr_key *keys,
+                       int nkeys, void *obj, uint8_t *seen, char **err) {
   yaml_parser_t ps;
   yaml_document_t doc;
   int have_doc = 0, rc = QSR_OK;
@@ -256,8 +286,8 @@ int qsr_spec_load(const char *file, const char *section, const struct qsr_key *k
   k.file = file;
   k.err = err;
   k.doc = &doc;
-  if (!yaml_parser_initialize(&ps)) { fclose(fp); return qsr_errf(err, QSR_ERR_NOMEM, "%s: yaml parser", file); }
-  yaml_parser_set_input_file(&ps, fp);
+  if (!yaml_parser_initialize(&ps)) return qsr_errf(err, QSR_ERR_NOMEM, "%s: yaml parser", file);
+  yaml_parser_set_input_string(&ps, (const unsigned char *)text, strlen(text));
   if ((rc = parse_doc(&ps, &doc, file, err))) goto out;
   have_doc = 1;
   yaml_node_t *root = yaml_document_get_root_node(&doc);
@@ -293,7 +323,6 @@ int qsr_spec_load(const char *file, const char *section, const struct qsr_key *k
 out:
   if (have_doc) yaml_document_delete(&doc);
   yaml_parser_delete(&ps);
-  fclose(fp);
   return rc;
 }
 

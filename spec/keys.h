@@ -59,6 +59,13 @@ struct qsr_kctx {
 int qsr_spec_load(const char *file, const char *section, const struct qsr_key *keys, int nkeys,
                   void *obj, uint8_t *seen, char **err);
 
+/* The same from YAML text; `file` names it in messages. */
+int qsr_spec_load_text(const char *file, const char *text, const char *section, const struct qsr_key *keys,
+                       int nkeys, void *obj, uint8_t *seen, char **err);
+
+/* A whole file as a NUL-terminated heap string (caller frees); NULL with *err. */
+char *qsr_spec_read_file(const char *path, char **err);
+
 /* Applies one "path=value" override (value is YAML: scalar or flow list). */
 int qsr_spec_set(const char *assignment, const struct qsr_key *keys, int nkeys, void *obj,
                  uint8_t *seen, char **err);

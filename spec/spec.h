@@ -52,6 +52,9 @@ int qsr_design_knob(const struct qsr_design *d, int row, double *num, const char
 ** design are loaded too. Free with qsr_sweep_free(). */
 struct qsr_sweep;
 int qsr_sweep_load(const char *path, struct qsr_sweep *sw, char **err);
+/* The same from the file's text (heap, owned by sw afterwards, also on
+** failure); `origin` names it in messages. */
+int qsr_sweep_load_text(const char *origin, char *text, struct qsr_sweep *sw, char **err);
 
 /* kind: "devices", "models", "designs", "quality". A name with a '/' or
 ** ending in .yaml is a path; otherwise <configs>/<kind>/<name>.yaml, where

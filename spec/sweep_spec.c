@@ -233,28 +233,18 @@ static int set_cons(void *o, struct qsr_kctx *k) {
   return qsr_kctx_error(k, "unknown constraint");
 }
 
-static char *slurp(const char *path, char **err) {
-  FILE *f = fopen(path, "rb");
-  if (!f) { qsr_errf(err, QSR_ERR_IO, "%s: cannot open: %s", path, strerror(errno)); return NULL; }
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
-  if (!s || fread(s, 1, (size_t)n, f) != (size_t)n) {
-    free(s);
-    fclose(f);
-    qsr_errf(err, QSR_ERR_IO, "%s: cannot read", path);
-    return NULL;
-  }
-  s[n] = '\0';
-  fclose(f);
-  return s;
+int qsr_sweep_load(const char *path, struct qsr_sweep *sw, char **err) {
+  memset(sw, 0, sizeof *sw);
+  char *text = qsr_spec_read_file(path, err);
+  if (!text) return QSR_ERR_IO;
+  return qsr_sweep_load_text(path, text, sw, err);  /* takes text */
 }
 
-int qsr_sweep_load(const char *path, struct qsr_sweep *sw, char **err) {
+int qsr_sweep_load_text(const char *path, char *text, struct qsr_sweep *sw, char **err) {
   struct sweep_load L;
   uint8_t seen[N_SWEEP_KEYS];
   memset(sw, 0, sizeof *sw);
+  sw->text = text;
   memset(&L, 0, sizeof L);
   memset(seen, 0, sizeof seen);
   L.sw = sw;
@@ -262,7 +252,7 @@ int qsr_sweep_load(const char *path, struct qsr_sweep *sw, char **err) {
   snprintf(sw->path, sizeof sw->path, "%s", path);
   sw->row_route = qsr_design_key_row("routing.mode");
   sw->row_prompt = qsr_design_key_row("runtime.prompt");
-  int rc = qsr_spec_load(path, "sweep", sweep_keys, N_SWEEP_KEYS, &L, seen, err);
+  int rc = qsr_spec_load_text(path, text, "sweep", sweep_keys, N_SWEEP_KEYS, &L, seen, err);
   if (rc) goto fail;
   if (!sw->n_obj) {  /* default objectives */
     sw->obj[0] = qsr_metric_find("tpot_ms");
@@ -270,7 +260,6 @@ int qsr_sweep_load(const char *path, struct qsr_sweep *sw, char **err) {
     sw->obj[2] = qsr_metric_find("quality_loss");
     sw->n_obj = 3;
   }
-  if (!(sw->text = slurp(path, err))) { rc = QSR_ERR_IO; goto fail; }
   uint64_t h = 1469598103934665603ull;
   for (const unsigned char *p = (const unsigned char *)sw->text; *p; p++) h = (h ^ *p) * 1099511628211ull;
   snprintf(sw->hash, sizeof sw->hash, "%016llx", (unsigned long long)h);

@@ -336,7 +336,7 @@ int qsr_store_merge(qsr_store *st, const char *in_path, char **err) {
   int orc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
   sqlite3_free(sql);
   if (orc != SQLITE_OK) return qsr_errf(err, QSR_ERR_DB, "%s: cannot attach: %s", in_path, sqlite3_errmsg(st->db));
-  rc = exec(st, "SELECT count(*) FROM src.sweeps, src.points LIMIT 1", err);
+  rc = exec(st, "SELECT 1 FROM src.sweeps LIMIT 1; SELECT 1 FROM src.points LIMIT 1", err);
   if (rc) { qsr_errf(err, QSR_ERR_DB, "%s: not a qsr results database: %s", in_path, sqlite3_errmsg(st->db)); goto out; }
   if ((rc = exec(st, "BEGIN IMMEDIATE", err))) goto out;
   /* every source sweep must match the destination's sweep of that name */
@@ -344,7 +344,7 @@ int qsr_store_merge(qsr_store *st, const char *in_path, char **err) {
                                  " WHERE d.hash <> s.hash", -1, &q, NULL) == SQLITE_OK &&
       sqlite3_step(q) == SQLITE_ROW) {
     rc = qsr_errf(err, QSR_ERR_CONFIG, "%s: sweep '%s' has hash %s here but %s in %s: not shards of the same sweep",
-                  in_path, sqlite3_column_text(q, 0), sqlite3_column_text(q, 2), sqlite3_column_text(q, 1), st->path);
+                  in_path, sqlite3_column_text(q, 0), sqlite3_column_text(q, 1), sqlite3_column_text(q, 2), st->path);
     sqlite3_finalize(q);
     sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
     goto out;
