@@ -13,6 +13,8 @@ void tst_register_formats(void);
 void tst_register_spec(void);
 void tst_register_cost(void);
 void tst_register_sweep(void);
+void tst_register_kernels(void);
+void tst_register_cuda(void);
 
 /* Loads configs/<kind>/<name>.yaml or fails the test (returns 0 then). */
 int tst_device(const char *name, struct qsr_device *d);
