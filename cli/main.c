@@ -19,6 +19,7 @@ static const struct {
   { "pareto", qsr_cmd_pareto, "Pareto-optimal designs from a results database" },
   { "plot", qsr_cmd_plot, "gnuplot figures: pareto, ablation, breakdown" },
   { "deploy", qsr_cmd_deploy, "write (or --check) the deployment config of a chosen design" },
+  { "bench", qsr_cmd_bench, "time the C kernels on this machine into a measurements table" },
 };
 
 static void usage(FILE *f) {

@@ -8,6 +8,8 @@
 
 #include "kernels/cpu/cpu.h"
 #include "kernels/cpu/cpu_int.h"
+#include "kernels/cpu/kbench.h"
+#include "store/measure.h"
 #include "kernels/qcode.h"
 #include "kernels/quant.h"
 #include "kernels/qformat_traits.h"
@@ -15,6 +17,7 @@
 
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
+#include <sqlite3.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -653,6 +656,55 @@ static void test_pool(void) {
   CU_ASSERT_EQUAL(qsr_pool_threads(NULL), 1);
 }
 
+
+/* ---- host figures and the measurements table ------------------------------------------------ */
+
+static void test_host_figures(void) {
+  qsr_pool *p = qsr_pool_new(2);
+  double gbps = qsr_kbench_copy_gbps(p), gflops = qsr_kbench_fma_gflops(p);
+  /* any machine that runs this: between a Raspberry Pi 1 and a full HBM GPU */
+  CU_ASSERT(gbps > 0.5 && gbps < 5000);
+  CU_ASSERT(gflops > 0.5 && gflops < 100000);
+  qsr_pool_free(p);
+}
+
+static void test_measurements_table(void) {
+  sqlite3 *db = NULL;
+  CU_ASSERT_EQUAL_FATAL(sqlite3_open(":memory:", &db), SQLITE_OK);
+  CU_ASSERT_EQUAL(qsr_measure_schema(db, ":memory:", NULL), QSR_OK);
+  CU_ASSERT_EQUAL(qsr_measure_schema(db, ":memory:", NULL), QSR_OK);  /* idempotent */
+  struct qsr_meas m;
+  qsr_meas_clear(&m);
+  m.kernel = "gemv_int";
+  m.wfmt = "int";
+  m.bits = 4;
+  m.grp = 128;
+  m.tokens = 1;
+  m.rows = 4096;
+  m.cols = 4096;
+  m.median_us = 123.5;
+  m.split = "fit";
+  CU_ASSERT_EQUAL(qsr_measure_put(db, ":memory:", &m, NULL), QSR_OK);
+  m.kernel = NULL;                                   /* kernel is NOT NULL */
+  char *err = NULL;
+  CU_ASSERT_EQUAL(qsr_measure_put(db, ":memory:", &m, &err), QSR_ERR_DB);
+  CU_ASSERT_PTR_NOT_NULL(err);
+  free(err);
+  sqlite3_stmt *q = NULL;
+  CU_ASSERT_EQUAL_FATAL(sqlite3_prepare_v2(db, "SELECT count(*), kernel, bits, grp, median_us, ctx IS NULL,"
+                                               " flops IS NULL FROM measurements", -1, &q, NULL), SQLITE_OK);
+  CU_ASSERT_EQUAL(sqlite3_step(q), SQLITE_ROW);
+  CU_ASSERT_EQUAL(sqlite3_column_int(q, 0), 1);
+  CU_ASSERT_STRING_EQUAL((const char *)sqlite3_column_text(q, 1), "gemv_int");
+  CU_ASSERT_EQUAL(sqlite3_column_int(q, 2), 4);
+  CU_ASSERT_EQUAL(sqlite3_column_int(q, 3), 128);
+  CU_ASSERT_DOUBLE_EQUAL(sqlite3_column_double(q, 4), 123.5, 0);
+  CU_ASSERT_EQUAL(sqlite3_column_int(q, 5), 1);      /* unset numbers are NULL */
+  CU_ASSERT_EQUAL(sqlite3_column_int(q, 6), 1);
+  sqlite3_finalize(q);
+  sqlite3_close(db);
+}
+
 void tst_register_kernels(void) {
   CU_pSuite s = CU_add_suite("kernels", NULL, NULL);
   CU_add_test(s, "fp16 and bf16 conversions", test_fp16);
@@ -669,4 +721,6 @@ void tst_register_kernels(void) {
   CU_add_test(s, "norms and activations", test_elementwise);
   CU_add_test(s, "embedding", test_embedding);
   CU_add_test(s, "thread pool", test_pool);
+  CU_add_test(s, "host copy bandwidth and fma peak", test_host_figures);
+  CU_add_test(s, "measurements table", test_measurements_table);
 }
