@@ -19,6 +19,24 @@ extern "C" {
 #include "kernels/qformat.h"
 #include "kernels/qmatrix.h"
 
+/* 32 fp16 values at p (16-byte aligned) into o[32] as fp32: four 16-byte
+** loads through the read-only cache. Shared by the gemv activations and the
+** fp16 KV cache. */
+__device__ __forceinline__ void load_half32(const void *p, float *o) {
+  const uint4 *q = (const uint4 *)p;
+#pragma unroll
+  for (int j = 0; j < 4; j++) {
+    uint4 v = __ldg(q + j);
+    uint32_t w[4] = { v.x, v.y, v.z, v.w };
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+      float2 f = __half22float2(*(const __half2 *)&w[k]);
+      o[8 * j + 2 * k] = f.x;
+      o[8 * j + 2 * k + 1] = f.y;
+    }
+  }
+}
+
 /* Formats *err as "file:line: function: statement: cuda error text (name)"
 ** and returns QSR_ERR_CUDA. Clears the non-sticky error state. */
 int qsr_cuda_fail(const char *stmt, const char *fn, const char *file, int line, cudaError_t e,

@@ -123,18 +123,7 @@ __device__ __forceinline__ void wblk_levels(const wblk<FMT, BITS> &blk, const ui
 __device__ __forceinline__ void load_x32(const __half *xr, uint32_t c0, uint32_t cols, int xvec,
                                          float *xv) {
   if (xvec && c0 + 32 <= cols) {
-    const uint4 *p = (const uint4 *)(xr + c0);
-#pragma unroll
-    for (int j = 0; j < 4; j++) {
-      uint4 v = __ldg(p + j);
-      uint32_t w[4] = { v.x, v.y, v.z, v.w };
-#pragma unroll
-      for (int k = 0; k < 4; k++) {
-        float2 f = __half22float2(*(const __half2 *)&w[k]);
-        xv[8 * j + 2 * k] = f.x;
-        xv[8 * j + 2 * k + 1] = f.y;
-      }
-    }
+    load_half32(xr + c0, xv);
   } else {
 #pragma unroll
     for (int i = 0; i < 32; i++) xv[i] = c0 + i < cols ? __half2float(xr[c0 + i]) : 0.0f;

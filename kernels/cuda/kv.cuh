@@ -18,18 +18,7 @@
 template <int KVF>
 __device__ __forceinline__ void kv_load32(const uint8_t *vec, int d, int c, float *o) {
   if constexpr (KVF == QSR_KVFMT_FP16) {
-    const uint4 *p = (const uint4 *)(vec + 64 * c);
-#pragma unroll
-    for (int j = 0; j < 4; j++) {
-      uint4 v = __ldg(p + j);
-      uint32_t w[4] = { v.x, v.y, v.z, v.w };
-#pragma unroll
-      for (int k = 0; k < 4; k++) {
-        float2 f = __half22float2(*(const __half2 *)&w[k]);
-        o[8 * j + 2 * k] = f.x;
-        o[8 * j + 2 * k + 1] = f.y;
-      }
-    }
+    load_half32(vec + 64 * c, o);
   } else if constexpr (KVF == QSR_KVFMT_INT8) {
     const unsigned short *p = (const unsigned short *)(vec + 32 * c);
     const float s = h2f(__ldg((const unsigned short *)(vec + d)));
