@@ -38,6 +38,7 @@ int qsr_cli_sweep_from_db(struct sqlite3 *db, int64_t sid, struct qsr_sweep *sw,
 int qsr_cmd_deploy(int argc, char **argv);
 int qsr_cmd_plot(int argc, char **argv);
 int qsr_cmd_bench(int argc, char **argv);
+int qsr_cmd_import(int argc, char **argv);
 
 /* Prints "qsr: msg" on stderr, frees msg, returns the exit status for rc. */
 int qsr_cli_fail(int rc, char *msg);
