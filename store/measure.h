@@ -15,7 +15,9 @@
 **     kvfmt TEXT,               KV format (attention)
 **     tokens INTEGER,           M: tokens in the call (linear, router, experts; prefill T)
 **     rows INTEGER, cols INTEGER,             N x K of the weight matrix
-**     ctx INTEGER, heads INTEGER, kv_heads INTEGER, head_dim INTEGER,
+**     ctx INTEGER,              attention: context; e2e rows: context already
+**                               in the cache before the test (llama-bench n_depth)
+**     heads INTEGER, kv_heads INTEGER, head_dim INTEGER,
 **     head_type TEXT, win INTEGER, topk INTEGER,   attention shape
 **     experts INTEGER, top_k INTEGER,         routing shape
 **     flops REAL, vec_ops REAL, bytes REAL,   the work as the cost model counts it
@@ -23,6 +25,7 @@
 **     device TEXT,              device name (configs/devices) or the engine's own
 **     device_desc TEXT, driver TEXT, clocks TEXT, threads INTEGER,
 **     rev TEXT,                 qsr version + git revision that measured it
+**                               (imported rows: the engine's own build commit)
 **     source TEXT,              'qsr bench', 'qsr run', 'llama-bench', 'csv'
 **     reps INTEGER, median_us REAL, p10_us REAL, p90_us REAL, spread_pct REAL,
 **     model TEXT, quant TEXT, batch INTEGER, prompt INTEGER, gen INTEGER,
