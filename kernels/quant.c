@@ -88,7 +88,6 @@ static uint32_t log_code(float w, float scale, int bits) {
     float d = fabsf(r - ldexpf(1.0f, -m));
     if (d < best_d) { best_d = d; best = (uint32_t)m; }
   }
-  if (r >= 1.0f) best = 0;
   return sign | best;
 }
 

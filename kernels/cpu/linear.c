@@ -23,28 +23,6 @@
 #define GEMM_ROWS 16  /* rows per dequantised tile */
 #define GEMM_KC 512   /* columns per cache chunk */
 
-/* The 32 codes of one block, as bytes. Specialised per plane width so that
-** the compiler unrolls and vectorises each. */
-void qsr_cpu_unpack_block(const uint8_t *blk, int bits, uint8_t *codes) {
-  int w0 = qsr_plane0_bits(bits), w1 = bits - w0;
-  switch (w0) {
-  case 8: memcpy(codes, blk, QSR_QBLOCK); break;
-  case 4:
-    for (int j = 0; j < 16; j++) { codes[2 * j] = blk[j] & 15; codes[2 * j + 1] = blk[j] >> 4; }
-    break;
-  default:
-    for (int j = 0; j < 8; j++)
-      for (int s = 0; s < 4; s++) codes[4 * j + s] = (blk[j] >> (2 * s)) & 3;
-  }
-  const uint8_t *p1 = blk + QSR_QBLOCK * w0 / 8;
-  if (w1 == 2)
-    for (int j = 0; j < 8; j++)
-      for (int s = 0; s < 4; s++) codes[4 * j + s] |= (uint8_t)(((p1[j] >> (2 * s)) & 3) << w0);
-  else if (w1 == 1)
-    for (int j = 0; j < 4; j++)
-      for (int s = 0; s < 8; s++) codes[8 * j + s] |= (uint8_t)(((p1[j] >> s) & 1) << w0);
-}
-
 /* The fp32 value of each code of a log or lut group: levels times scale, or
 ** the decoded codebook. */
 static void group_levels(const qsr_qmatrix *w, const uint8_t *meta, float *lv) {
@@ -91,6 +69,39 @@ static void lut_init(void) {
   }
 }
 
+#define QSR_INLINE static inline __attribute__((always_inline))
+
+/* 32 codes of a full block to fp32 (bits is a constant at each call site). */
+QSR_INLINE void unpack_f32(const uint8_t *blk, int bits, float *cf) {
+  int w0 = bits >= 4 ? (bits == 8 ? 8 : 4) : 2, w1 = bits - w0;
+  if (w0 == 8) for (int j = 0; j < 32; j++) cf[j] = lut8[blk[j]];
+  else if (w0 == 4) for (int j = 0; j < 16; j++) memcpy(cf + 2 * j, lut4[blk[j]], 8);
+  else for (int j = 0; j < 8; j++) memcpy(cf + 4 * j, lut2[blk[j]], 16);
+  if (!w1) return;
+  const uint8_t *p1 = blk + QSR_QBLOCK * w0 / 8;
+  float hi[QSR_QBLOCK], mul = (float)(1 << w0);
+  if (w1 == 2) for (int j = 0; j < 8; j++) memcpy(hi + 4 * j, lut2[p1[j]], 16);
+  else for (int j = 0; j < 4; j++) memcpy(hi + 8 * j, lut1[p1[j]], 32);
+  for (int i = 0; i < QSR_QBLOCK; i++) cf[i] += mul * hi[i];
+}
+
+/* The 32 codes of one block as bytes (the tests' view of unpack_f32). */
+void qsr_cpu_unpack_block(const uint8_t *blk, int bits, uint8_t *codes) {
+  float cf[QSR_QBLOCK];
+  pthread_once(&lut_once, lut_init);
+  unpack_f32(blk, bits, cf);
+  for (int i = 0; i < QSR_QBLOCK; i++) codes[i] = (uint8_t)cf[i];
+}
+
+/* An int or int_sym group's weight = scale * code + add. */
+static void group_affine(const qsr_qmatrix *w, const uint8_t *gm, float *scale, float *add) {
+  uint16_t h;
+  memcpy(&h, gm, 2);
+  *scale = qsr_f16_to_f32(h);
+  if (w->fmt == QSR_WFMT_INT) { memcpy(&h, gm + 2, 2); *add = qsr_f16_to_f32(h); }
+  else *add = -*scale * (float)(1 << (w->bits - 1));
+}
+
 void qsr_cpu_dequant_row(const qsr_qmatrix *w, uint32_t r, float *out) {
   const uint8_t *d = w->data + r * w->row_data_bytes;
   switch (w->fmt) {
@@ -112,28 +123,19 @@ void qsr_cpu_dequant_row(const qsr_qmatrix *w, uint32_t r, float *out) {
   const uint8_t *meta = w->meta + r * w->row_meta_bytes;
   uint32_t bb = qsr_qblock_bytes(w->bits), mb = qsr_qmeta_bytes(w->fmt, w->bits);
   uint32_t bpg = w->group_codes / QSR_QBLOCK;
-  float lv[256];
-  uint8_t codes[QSR_QBLOCK];
+  int affine = w->fmt == QSR_WFMT_INT || w->fmt == QSR_WFMT_INT_SYM;
+  float lv[256], cf[QSR_QBLOCK];
+  pthread_once(&lut_once, lut_init);
   for (uint32_t g = 0; g < w->groups_per_row; g++) {
     const uint8_t *gm = meta + g * mb;
     float scale = 1, add = 0;
-    uint16_t h0, h1;
-    int affine = w->fmt == QSR_WFMT_INT || w->fmt == QSR_WFMT_INT_SYM;
-    if (!affine) group_levels(w, gm, lv);
-    memcpy(&h0, gm, 2);
-    if (w->fmt == QSR_WFMT_INT) {
-      memcpy(&h1, gm + 2, 2);
-      scale = qsr_f16_to_f32(h0);
-      add = qsr_f16_to_f32(h1);
-    } else if (w->fmt == QSR_WFMT_INT_SYM) {
-      scale = qsr_f16_to_f32(h0);
-      add = -scale * (float)(1 << (w->bits - 1));
-    }
+    if (affine) group_affine(w, gm, &scale, &add);
+    else group_levels(w, gm, lv);
     for (uint32_t b = g * bpg; b < (g + 1) * bpg && b < w->blocks_per_row; b++) {
       uint32_t c0 = b * QSR_QBLOCK, n = w->cols - c0 < QSR_QBLOCK ? w->cols - c0 : QSR_QBLOCK;
-      qsr_cpu_unpack_block(d + b * bb, w->bits, codes);
-      if (affine) for (uint32_t i = 0; i < n; i++) out[c0 + i] = scale * (float)codes[i] + add;
-      else for (uint32_t i = 0; i < n; i++) out[c0 + i] = lv[codes[i]];
+      unpack_f32(d + b * bb, w->bits, cf);
+      if (affine) for (uint32_t i = 0; i < n; i++) out[c0 + i] = scale * cf[i] + add;
+      else for (uint32_t i = 0; i < n; i++) out[c0 + i] = lv[(int)cf[i]];
     }
   }
 }
@@ -145,22 +147,6 @@ struct lin_job {
   float *y;
   const float *xsum;       /* gemv: [T][groups_per_row] sums of x per group */
 };
-
-#define QSR_INLINE static inline __attribute__((always_inline))
-
-/* 32 codes of a full block to fp32 (bits is a constant at each call site). */
-QSR_INLINE void unpack_f32(const uint8_t *blk, int bits, float *cf) {
-  int w0 = bits >= 4 ? (bits == 8 ? 8 : 4) : 2, w1 = bits - w0;
-  if (w0 == 8) for (int j = 0; j < 32; j++) cf[j] = lut8[blk[j]];
-  else if (w0 == 4) for (int j = 0; j < 16; j++) memcpy(cf + 2 * j, lut4[blk[j]], 8);
-  else for (int j = 0; j < 8; j++) memcpy(cf + 4 * j, lut2[blk[j]], 16);
-  if (!w1) return;
-  const uint8_t *p1 = blk + QSR_QBLOCK * w0 / 8;
-  float hi[QSR_QBLOCK], mul = (float)(1 << w0);
-  if (w1 == 2) for (int j = 0; j < 8; j++) memcpy(hi + 4 * j, lut2[p1[j]], 16);
-  else for (int j = 0; j < 4; j++) memcpy(hi + 8 * j, lut1[p1[j]], 32);
-  for (int i = 0; i < QSR_QBLOCK; i++) cf[i] += mul * hi[i];
-}
 
 /* GCC/Clang vector extension: 8 lanes, lowered to AVX, SSE or NEON pairs. */
 typedef float qsr_v8f __attribute__((vector_size(32)));
@@ -200,11 +186,8 @@ QSR_INLINE void gemv_row(const struct lin_job *j, uint32_t r, int t0, int nt, in
         for (int t = 0; t < nt; t++) gacc[t] += dot(cf, x0 + (size_t)t * w->cols + c0, (int)(w->cols - c0));
     }
     if (affine) {
-      uint16_t h0, h1;
-      memcpy(&h0, gm, 2);
-      float s = qsr_f16_to_f32(h0), add;
-      if (fmt == QSR_WFMT_INT) { memcpy(&h1, gm + 2, 2); add = qsr_f16_to_f32(h1); }
-      else add = -s * (float)(1 << (bits - 1));
+      float s, add;
+      group_affine(w, gm, &s, &add);
       for (int t = 0; t < nt; t++) acc[t] += s * gacc[t] + add * j->xsum[(size_t)(t0 + t) * G + g];
     } else {
       for (int t = 0; t < nt; t++) acc[t] += gacc[t];
