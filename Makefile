@@ -7,6 +7,8 @@
 #   make demo       deps + build + the main job on the bundled configs: sweep ->
 #                   Pareto table -> plot -> deployment config
 #   make bench      speed figures of the cost model (printed, not asserted)
+#   make validate-host  the loop on this machine's CPU: bench -> calibrate -> validate -> run
+#                   (tinyllama-1.1b, 4-bit) and the validation figures (a few minutes on 2 cores)
 #
 # CUDA: .cu files under kernels/cuda/ are built with nvcc when it is found
 # (PATH or /usr/local/cuda/bin); everything else builds without it.
@@ -42,7 +44,7 @@ ALL_CFLAGS += -DQSR_HAVE_CUDA=1
 LDLIBS_ALL += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
 endif
 
-.PHONY: all deps test sanitize demo bench clean
+.PHONY: all deps test sanitize demo bench validate-host clean
 all: qsr
 
 qsr: $(CLI_OBJS) $(LIB_OBJS) $(CU_OBJS)
@@ -99,6 +101,17 @@ demo: deps
 bench: deps
 	@$(MAKE) --no-print-directory $(BUILD)/bench_all qsr
 	./$(BUILD)/bench_all
+
+VH_DB = results/validate-host.db
+validate-host: deps
+	@$(MAKE) --no-print-directory qsr
+	rm -f $(VH_DB) $(VH_DB)-wal $(VH_DB)-shm
+	./qsr bench --quick --quiet -o $(VH_DB)
+	./qsr calibrate $(VH_DB) --device host
+	./qsr validate $(VH_DB) --device host.calibrated
+	./qsr validate $(VH_DB) --device host.calibrated --json --worst 10 > results/validate-host.json
+	./qsr plot $(VH_DB) --kind validation -o plots/validate-host.png
+	./qsr run results/deploy/tinyllama-1.1b-host-int4.yaml --backend cpu --device host.calibrated -o $(VH_DB)
 
 clean:
 	rm -rf build build-san qsr

@@ -81,22 +81,6 @@ static int put_row(void *ud, const struct qsr_kbench_row *r) {
   return qsr_measure_put(s->db, s->path, &m, s->err);
 }
 
-/* "model name (N threads)" from /proc/cpuinfo, where there is one. */
-static void cpu_desc(char *buf, size_t n, int threads) {
-  char line[512], model[256] = "unknown CPU";
-  FILE *f = fopen("/proc/cpuinfo", "r");
-  while (f && fgets(line, sizeof line, f)) {
-    char *c = strchr(line, ':');
-    if (c && !strncmp(line, "model name", 10)) {
-      snprintf(model, sizeof model, "%s", c + 2);
-      model[strcspn(model, "\n")] = 0;
-      break;
-    }
-  }
-  if (f) fclose(f);
-  snprintf(buf, n, "%s (%d threads)", model, threads);
-}
-
 /* qsr version + the git revision of the source tree, when git can tell. */
 static void revision(char *buf, size_t n) {
   char rev[64] = "";
@@ -136,7 +120,7 @@ int qsr_cmd_bench(int argc, char **argv) {
   if (!pool) { fprintf(stderr, "qsr bench: cannot start %d threads\n", threads); return 1; }
   struct utsname u;
   snprintf(drv, sizeof drv, "%s", uname(&u) == 0 ? u.release : "unknown kernel");
-  cpu_desc(desc, sizeof desc, qsr_pool_threads(pool));
+  qsr_cli_cpu_desc(desc, sizeof desc, qsr_pool_threads(pool));
   revision(rev, sizeof rev);
 
   char *err = NULL;

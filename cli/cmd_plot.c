@@ -24,12 +24,16 @@
 
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: qsr plot DB --kind pareto|ablation|breakdown [-o plots/NAME.png|.svg] [--sweep NAME]\n\n"
+          "usage: qsr plot DB --kind pareto|ablation|breakdown|validation [-o plots/NAME.png|.svg] [--sweep NAME]\n"
+          "                   [--device D]\n\n"
           "  pareto     decode latency vs peak memory, colour = quality-loss proxy, the Pareto front as a\n"
           "             line, dominated points faint; one panel per (device, model)\n"
           "  ablation   the sweep's base designs (e.g. the seed's eight Q/S/R combinations) as grouped\n"
           "             bars of decode latency and peak memory, one row per device\n"
           "  breakdown  stacked decode time per op of the Pareto points of each (device, model)\n"
+          "  validation predicted vs measured kernel time of the last qsr validate run (its validation\n"
+          "             table), log axes, y = x and +-10%% lines, colour = what produced the prediction;\n"
+          "             --device picks one device when the table holds several\n"
           "Writes NAME.dat and NAME.gp beside the image; needs gnuplot (gnuplot-nox) to render.\n");
 }
 
@@ -286,20 +290,73 @@ static int plot_breakdown(sqlite3 *h, int64_t sid, const char *sname, struct plo
   return rc;
 }
 
+/* Scatter of the validation table: one block per prediction source. */
+static int plot_validation(sqlite3 *h, const char *device, struct plot *p, char **err) {
+  static const char *const srcs[] = { "measured", "interpolated", "roofline" };
+  sqlite3_stmt *q = NULL;
+  char dev[64] = "", mode[16] = "";
+  if (sqlite3_prepare_v2(h, "SELECT device, mode FROM validation WHERE ?1 IS NULL OR device = ?1 ORDER BY id DESC LIMIT 1",
+                         -1, &q, NULL) != SQLITE_OK)
+    return qsr_errf(err, QSR_ERR_USAGE, "no validation table in the database: run qsr validate DB --device D first");
+  if (device) sqlite3_bind_text(q, 1, device, -1, SQLITE_STATIC);
+  if (sqlite3_step(q) == SQLITE_ROW) {
+    snprintf(dev, sizeof dev, "%s", sqlite3_column_text(q, 0));
+    snprintf(mode, sizeof mode, "%s", sqlite3_column_text(q, 1));
+  }
+  sqlite3_finalize(q);
+  if (!dev[0]) return qsr_errf(err, QSR_ERR_USAGE, "no validation rows%s%s", device ? " for device " : "", device ? device : "");
+  double lo = 1e300, hi = 0;
+  int n[3] = { 0, 0, 0 };
+  for (int s = 0; s < 3; s++) {
+    fprintf(p->dat, "# %s: measured_us predicted_us kernel err_pct\n", srcs[s]);
+    if (sqlite3_prepare_v2(h, "SELECT measured_us, predicted_us, kernel, err_pct FROM validation WHERE device = ? AND mode = ? "
+                              "AND source = ? AND measured_us > 0 AND predicted_us > 0", -1, &q, NULL) != SQLITE_OK)
+      return qsr_errf(err, QSR_ERR_DB, "%s", sqlite3_errmsg(h));
+    sqlite3_bind_text(q, 1, dev, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, mode, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 3, srcs[s], -1, SQLITE_STATIC);
+    while (sqlite3_step(q) == SQLITE_ROW) {
+      double m = sqlite3_column_double(q, 0), pr = sqlite3_column_double(q, 1);
+      fprintf(p->dat, "%.6g\t%.6g\t%s\t%.3g\n", m, pr, sqlite3_column_text(q, 2), sqlite3_column_double(q, 3));
+      if (m < lo) lo = m;
+      if (pr < lo) lo = pr;
+      if (m > hi) hi = m;
+      if (pr > hi) hi = pr;
+      n[s]++;
+    }
+    sqlite3_finalize(q);
+    fprintf(p->dat, "%s\n\n", n[s] ? "" : "nan\tnan\t-\tnan\n");   /* keep the block numbering */
+  }
+  gp_header(p, 1, 1, 720, 640);
+  fprintf(p->gp, "set logscale xy\nset xlabel 'measured, us'\nset ylabel 'predicted, us'\nset size ratio -1\n"
+                 "set title 'qsr validate: %s (%s), %d held-out kernel calls'\nset key top left\n"
+                 "set xrange [%g:%g]\nset yrange [%g:%g]\n",
+          dev, mode, n[0] + n[1] + n[2], lo / 1.5, hi * 1.5, lo / 1.5, hi * 1.5);
+  fprintf(p->gp, "plot x title 'y = x' lc rgb '#333333' dt 1, 1.1*x title '+-10%%' lc rgb '#999999' dt 2, "
+                 "0.9*x notitle lc rgb '#999999' dt 2");
+  for (int s = 0; s < 3; s++)
+    if (n[s]) fprintf(p->gp, ", '%s' index %d using 1:2 with points pt 7 ps 0.8 lt %d title '%s (%d)'", base(p->dat_path), s,
+                      s + 1, srcs[s], n[s]);
+  fprintf(p->gp, "\nunset multiplot\n");
+  return QSR_OK;
+}
+
 int qsr_cmd_plot(int argc, char **argv) {
-  const char *db = NULL, *kind = NULL, *out = NULL, *sweep = NULL;
+  const char *db = NULL, *kind = NULL, *out = NULL, *sweep = NULL, *device = NULL;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
     if (!strcmp(a, "--kind") && i + 1 < argc) { kind = argv[++i]; continue; }
     if ((!strcmp(a, "-o") || !strcmp(a, "--output")) && i + 1 < argc) { out = argv[++i]; continue; }
     if (!strcmp(a, "--sweep") && i + 1 < argc) { sweep = argv[++i]; continue; }
+    if (!strcmp(a, "--device") && i + 1 < argc) { device = argv[++i]; continue; }
     if (a[0] == '-' || db) { fprintf(stderr, "qsr plot: unexpected '%s'\n", a); usage(stderr); return 2; }
     db = a;
   }
   if (!db || !kind) { usage(stderr); return 2; }
-  if (strcmp(kind, "pareto") && strcmp(kind, "ablation") && strcmp(kind, "breakdown")) {
-    fprintf(stderr, "qsr plot: --kind: expected pareto, ablation or breakdown\n");
+  int validation = !strcmp(kind, "validation");
+  if (strcmp(kind, "pareto") && strcmp(kind, "ablation") && strcmp(kind, "breakdown") && !validation) {
+    fprintf(stderr, "qsr plot: --kind: expected pareto, ablation, breakdown or validation\n");
     return 2;
   }
   char *err = NULL, sname[64], defout[PATH_MAX];
@@ -309,7 +366,8 @@ int qsr_cmd_plot(int argc, char **argv) {
   int rc = qsr_store_open(db, 1, &st, &err);
   if (rc) return qsr_cli_fail(rc, err);
   int64_t sid = -1;
-  if ((rc = sweep_id(qsr_store_db(st), sweep, &sid, sname, sizeof sname, &err))) goto out;
+  if (validation) snprintf(sname, sizeof sname, "%s", device ? device : "validation");
+  else if ((rc = sweep_id(qsr_store_db(st), sweep, &sid, sname, sizeof sname, &err))) goto out;
   if (!out) {
     mkdir("plots", 0777);
     snprintf(defout, sizeof defout, "plots/%s-%s.png", sname, kind);
@@ -326,7 +384,8 @@ int qsr_cmd_plot(int argc, char **argv) {
     goto out;
   }
   fprintf(p.gp, "# qsr plot --kind %s of %s (sweep %s). Run from this folder: gnuplot %s\n", kind, db, sname, base(p.gp_path));
-  if (!strcmp(kind, "pareto")) rc = plot_pareto(qsr_store_db(st), sid, sname, &p, &err);
+  if (validation) rc = plot_validation(qsr_store_db(st), device, &p, &err);
+  else if (!strcmp(kind, "pareto")) rc = plot_pareto(qsr_store_db(st), sid, sname, &p, &err);
   else if (!strcmp(kind, "ablation")) rc = plot_ablation(qsr_store_db(st), sid, sname, &p, &err);
   else rc = plot_breakdown(qsr_store_db(st), sid, sname, &p, &err);
   fclose(p.dat);

@@ -194,8 +194,7 @@ int qsr_cmd_predict(int argc, char **argv) {
   struct qsr_quality q;
   static struct qsr_design_builder b;
   int rc;
-  if ((rc = qsr_spec_resolve("devices", dev_name, path, sizeof path, &err)) ||
-      (rc = qsr_device_load(path, &dev, &err)))
+  if ((rc = qsr_cli_device(dev_name, &dev, path, sizeof path, &err)))
     return qsr_cli_fail(rc, err);
   if ((rc = qsr_spec_resolve("models", model_name, path, sizeof path, &err)) ||
       (rc = qsr_model_load(path, &m, &err)))

@@ -20,6 +20,8 @@ static const struct {
   { "plot", qsr_cmd_plot, "gnuplot figures: pareto, ablation, breakdown" },
   { "deploy", qsr_cmd_deploy, "write (or --check) the deployment config of a chosen design" },
   { "bench", qsr_cmd_bench, "time the C kernels on this machine into a measurements table" },
+  { "calibrate", qsr_cmd_calibrate, "fit a device's efficiency parameters to measured kernel calls" },
+  { "validate", qsr_cmd_validate, "predicted vs measured on held-out kernel calls" },
   { "import", qsr_cmd_import, "read llama-bench or CSV end-to-end measurements into a measurements table" },
 };
 

@@ -20,6 +20,7 @@ struct qsr_op {
   int mm_peak;       /* enum qsr_peak that runs `flops` */
   double parts;      /* independent equal sub-problems (experts) */
   int launches;      /* kernel launches per instance */
+  int gemv;          /* linear op small enough for the GEMV kernels (class gemv) */
 };
 
 struct qsr_graph {

@@ -56,6 +56,14 @@ struct qsr_wq qsr_wq_resolve(const struct qsr_design *d, int lclass, int sensiti
 ** that order of head index (head h < n[0] is dense, and so on). */
 void qsr_head_counts(const struct qsr_model *m, const struct qsr_design *d, int dense_layer, int n[3]);
 
+/* Vector ops per weight element decoded in format wfmt at `bits` on this
+** device (its calibrated figure, else the format's default), and per KV
+** element in KV format kvfmt. dev may be NULL (defaults). */
+double qsr_decode_ops(const struct qsr_device *dev, int wfmt, int bits);
+double qsr_kv_decode_ops(const struct qsr_device *dev, int kvfmt);
+/* The peak that runs fp16 matrix work: fp16 tensor, else fp16 vector, else fp32. */
+int qsr_fp16_peak(const struct qsr_device *dev);
+
 /* Pieces exposed for tests and for the simulator. */
 double qsr_moe_distinct_experts(int experts, const double *pop, int n_pop,
                                 const double *pk, int kmax, double tokens);

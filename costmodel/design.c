@@ -38,7 +38,7 @@ const char *qsr_phase_name(int p) {
   return p >= 0 && p < QSR_PHASE_COUNT ? t[p] : "?";
 }
 const char *qsr_opclass_name(int c) {
-  static const char *const t[QSR_OPCLASS_COUNT] = { "gemm", "attention", "moe", "elementwise", "embedding", "memcpy" };
+  static const char *const t[QSR_OPCLASS_COUNT] = { "gemm", "attention", "moe", "elementwise", "embedding", "gemv", "memcpy" };
   return c >= 0 && c < QSR_OPCLASS_COUNT ? t[c] : "?";
 }
 const char *qsr_peak_name(int p) {
@@ -97,6 +97,7 @@ void qsr_eff_default(int devkind, int cls, struct qsr_eff *o) {
     [QSR_OPCLASS_MOE]         = { 0.60, 0.80, 4.0, 4.0 },
     [QSR_OPCLASS_ELEMENTWISE] = { 0.50, 0.80, 0.5, 4.0 },
     [QSR_OPCLASS_EMBEDDING]   = { 0.50, 0.70, 0.5, 1.0 },
+    [QSR_OPCLASS_GEMV]        = { 0.75, 0.85, 4.0, 4.0 },
   };
   static const struct qsr_eff edge[QSR_OPCLASS_FITTED] = {
     [QSR_OPCLASS_GEMM]        = { 0.65, 0.75, 0.5, 1.0 },
@@ -104,8 +105,9 @@ void qsr_eff_default(int devkind, int cls, struct qsr_eff *o) {
     [QSR_OPCLASS_MOE]         = { 0.50, 0.70, 0.5, 1.0 },
     [QSR_OPCLASS_ELEMENTWISE] = { 0.40, 0.70, 0.1, 1.0 },
     [QSR_OPCLASS_EMBEDDING]   = { 0.40, 0.60, 0.1, 0.5 },
+    [QSR_OPCLASS_GEMV]        = { 0.65, 0.75, 0.5, 1.0 },
   };
-  if (cls < 0 || cls >= QSR_OPCLASS_FITTED) { *o = (struct qsr_eff){ 1, 1, 0, 0 }; return; }
+  if (cls < 0 || cls >= QSR_OPCLASS_FITTED) { *o = (struct qsr_eff){ 1, 1, 0, 0, 0 }; return; }
   *o = devkind == QSR_DEVKIND_GPU ? gpu[cls] : edge[cls];
 }
 

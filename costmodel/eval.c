@@ -8,7 +8,9 @@
 **   time        = max(compute_ms, memory_ms) + launches * launch_us
 ** and the bound is whichever term is largest.
 */
+#include "costmodel/calibrate.h"
 #include "costmodel/cm_int.h"
+#include "kernels/qformat_traits.h"
 #include "kernels/qformat.h"
 #include "util/err.h"
 
@@ -43,19 +45,20 @@ static void mode_scales(const struct qsr_device *dev, const struct qsr_design *d
 
 struct opcost { double ms, c, m, o, util; int bound; };
 
-static void cost_op(const struct qsr_device *dev, const struct clock *k, const struct qsr_op *op, struct opcost *oc) {
-  int cls = qsr_op_class(op->kind);
+/* The roofline of one op instance of class cls (see the file comment). */
+static void roofline(const struct qsr_device *dev, const struct clock *k, int cls, double flops, double vec_ops,
+                     double bytes, int mm_peak, double parts, int launches, struct opcost *oc) {
   struct qsr_eff e = dev->eff[cls];
-  double peak = dev->peak_tflops[op->mm_peak] * 1e9 * k->cscale;          /* flop per ms */
+  double peak = dev->peak_tflops[mm_peak] * 1e9 * k->cscale;              /* flop per ms */
   double vpeak = (dev->peak_tflops[QSR_PEAK_FP16] > 0 ? dev->peak_tflops[QSR_PEAK_FP16]
                                                        : dev->peak_tflops[QSR_PEAK_FP32]) * 1e9 * k->cscale;
   double bw = dev->bw_gbps * 1e6 * k->bscale;                               /* bytes per ms */
-  double parts = op->parts > 1 ? op->parts : 1;
+  if (parts < 1) parts = 1;
   double c = 0, m = 0;
-  if (op->flops > 0) c += parts * (op->flops / parts + e.compute_half_gflop * 1e9) / (peak * e.compute);
-  if (op->vec_ops > 0) c += op->vec_ops / (vpeak * e.compute);
-  if (op->bytes > 0) m = parts * (op->bytes / parts + e.memory_half_mb * 1e6) / (bw * e.memory);
-  double o = op->launches * dev->launch_us * 1e-3;
+  if (flops > 0) c += parts * (flops / parts + e.compute_half_gflop * 1e9) / (peak * e.compute);
+  if (vec_ops > 0) c += vec_ops / (vpeak * e.compute);
+  if (bytes > 0) m = parts * (bytes / parts + e.memory_half_mb * 1e6) / (bw * e.memory);
+  double o = launches * dev->launch_us * 1e-3;
   oc->c = c;
   oc->m = m;
   oc->o = o;
@@ -65,10 +68,42 @@ static void cost_op(const struct qsr_device *dev, const struct clock *k, const s
   /* share of the device's roofline in use, for the power model */
   double u = 0;
   if (oc->ms > 0) {
-    double uc = (op->flops / peak + op->vec_ops / vpeak) / oc->ms, um = op->bytes / bw / oc->ms;
+    double uc = (flops / peak + vec_ops / vpeak) / oc->ms, um = bytes / bw / oc->ms;
     u = uc > um ? uc : um;
   }
   oc->util = u > 1 ? 1 : u;
+}
+
+static void cost_op(const struct qsr_device *dev, const struct clock *k, const struct qsr_op *op, struct opcost *oc) {
+  int cls = qsr_op_class(op->kind);
+  if (cls == QSR_OPCLASS_GEMM && op->gemv) cls = QSR_OPCLASS_GEMV;
+  roofline(dev, k, cls, op->flops, op->vec_ops, op->bytes, op->mm_peak, op->parts, op->launches, oc);
+}
+
+_Static_assert(QSR_DECODE_FMTS == QSR_WFMT_COUNT, "struct qsr_device decode_ops rows");
+_Static_assert(QSR_DECODE_KV == QSR_KVFMT_COUNT, "struct qsr_device kv_decode_ops");
+
+double qsr_decode_ops(const struct qsr_device *dev, int wfmt, int bits) {
+  QSR_ASSERT(wfmt >= 0 && wfmt < QSR_WFMT_COUNT);
+  if (dev && bits > 0 && bits < QSR_DECODE_BITS && dev->decode_ops[wfmt][bits] > 0) return dev->decode_ops[wfmt][bits];
+  return qsr_wfmt_tab[wfmt].dequant_ops;
+}
+
+double qsr_kv_decode_ops(const struct qsr_device *dev, int kvfmt) {
+  QSR_ASSERT(kvfmt >= 0 && kvfmt < QSR_KVFMT_COUNT);
+  if (dev && dev->kv_decode_ops[kvfmt] > 0) return dev->kv_decode_ops[kvfmt];
+  return kvfmt == QSR_KVFMT_FP16 ? 0 : 2;
+}
+
+double qsr_kop_ms(const struct qsr_device *dev, const struct qsr_kop *op, int *bound) {
+  struct clock k = { 1, 1, dev->tdp_w };
+  double vec = op->vec_ops;
+  if (op->w_decodes > 0) vec += op->w_decodes * qsr_decode_ops(dev, op->wfmt, op->wbits);
+  if (op->kv_decodes > 0) vec += op->kv_decodes * qsr_kv_decode_ops(dev, op->kvfmt);
+  struct opcost oc;
+  roofline(dev, &k, op->cls, op->flops, vec, op->bytes, op->mm_peak, op->parts, op->launches, &oc);
+  if (bound) *bound = oc.bound;
+  return oc.ms;
 }
 
 struct wsum { double bytes, params, bits_x_params, code_params; };

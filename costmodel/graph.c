@@ -11,6 +11,7 @@
 #include "costmodel/cm_int.h"
 #include "kernels/qformat.h"
 #include "kernels/qformat_traits.h"
+#include "kernels/variants.h"
 #include "util/err.h"
 
 #include <math.h>
@@ -53,7 +54,7 @@ static double wq_bytes(struct qsr_wq wq, double rows, double cols) {
 /* Vector ops to dequantise a rows x cols weight once per M-tile. W8A8 int
 ** and fp8 x fp8 consume the codes directly (scales in the epilogue). */
 static double dequant_ops(const struct gctx *c, struct qsr_wq wq, double rows, double cols, double m) {
-  double per = qsr_wfmt_tab[wq.fmt].dequant_ops;
+  double per = qsr_decode_ops(c->dev, wq.fmt, wq.bits);
   if (c->d->act == QSR_ACT_INT8 && (wq.fmt == QSR_WFMT_INT || wq.fmt == QSR_WFMT_INT_SYM) && wq.bits == 8) per = 0;
   if (c->d->act == QSR_ACT_FP8 && wq.fmt == QSR_WFMT_FP8) per = 0;
   if (c->d->act != QSR_ACT_FP16 && (wq.fmt == QSR_WFMT_FP16 || wq.fmt == QSR_WFMT_BF16)) per = 1;
@@ -68,6 +69,7 @@ static void linear(struct gctx *c, int kind, int phase, double count, double m, 
   o->wbytes = wq_bytes(wq, n, k) + (c->m->bias ? 2 * n : 0);
   o->bytes = o->wbytes + m * (n + k) * c->act_bytes;
   o->vec_ops = dequant_ops(c, wq, n, k, m) + c->act_quant_ops * m * k;
+  o->gemv = qsr_kvariant_linear(wq.fmt, (int)(m < 1e6 ? m : 1e6)) < QSR_KVAR_GEMM_FP16;
   if (wq.fmt == QSR_WFMT_BF16 && c->mm_peak == QSR_PEAK_FP16_TENSOR && c->dev->peak_tflops[QSR_PEAK_BF16_TENSOR] > 0)
     o->mm_peak = QSR_PEAK_BF16_TENSOR;
 }
@@ -161,9 +163,9 @@ static void attn_decode(struct gctx *c, double count, int dense_layer, double L)
   struct qsr_op *o = push(c, QSR_OP_ATTN, QSR_PHASE_DECODE, count);
   o->flops = B * flops;
   o->bytes = B * bytes;
-  o->vec_ops = B * (5.0 * flops / (4 * hd) + (d->kv != QSR_KVFMT_FP16 ? 2 * reads * hd : 0) +
+  o->vec_ops = B * (5.0 * flops / (4 * hd) + qsr_kv_decode_ops(c->dev, d->kv) * reads * hd +
                     n[HT_TOPK] * span);  /* softmax, KV dequant, top-k selection */
-  o->mm_peak = c->dev->peak_tflops[QSR_PEAK_FP16_TENSOR] > 0 ? QSR_PEAK_FP16_TENSOR : QSR_PEAK_FP16;
+  o->mm_peak = qsr_fp16_peak(c->dev);
   o->launches = 2;  /* split-context kernel + reduction */
 }
 
@@ -187,7 +189,7 @@ static void attn_prefill(struct gctx *c, double count, int dense_layer, double P
   /* flash-style: Q, K, V read once, O written once, K/V written to the cache */
   o->bytes = B * Ptok * (2 * m->heads * hd * 2 + m->kv_heads * 2 * hd * 2 + m->kv_heads * 2 * vb);
   o->vec_ops = B * 5 * fl / (4 * hd);
-  o->mm_peak = c->dev->peak_tflops[QSR_PEAK_FP16_TENSOR] > 0 ? QSR_PEAK_FP16_TENSOR : QSR_PEAK_FP16;
+  o->mm_peak = qsr_fp16_peak(c->dev);
 }
 
 /* FFN for one layer group, dense or routed. T tokens in this pass. */
@@ -261,9 +263,14 @@ static void block_group(struct gctx *c, int phase, double count, double T, int s
   c->g->ops[c->g->n - 1].launches = 0;  /* fused into the next norm (fused add + RMSNorm) */
 }
 
+int qsr_fp16_peak(const struct qsr_device *dev) {
+  const double *pk = dev->peak_tflops;
+  return pk[QSR_PEAK_FP16_TENSOR] > 0 ? QSR_PEAK_FP16_TENSOR : pk[QSR_PEAK_FP16] > 0 ? QSR_PEAK_FP16 : QSR_PEAK_FP32;
+}
+
 static void pick_peak(struct gctx *c) {
   const double *pk = c->dev->peak_tflops;
-  int fp16 = pk[QSR_PEAK_FP16_TENSOR] > 0 ? QSR_PEAK_FP16_TENSOR : pk[QSR_PEAK_FP16] > 0 ? QSR_PEAK_FP16 : QSR_PEAK_FP32;
+  int fp16 = qsr_fp16_peak(c->dev);
   if (fp16 != QSR_PEAK_FP16_TENSOR) c->g->notes |= QSR_NOTE_FP16_NO_TENSOR;
   c->act_bytes = 2;
   c->act_quant_ops = 0;
@@ -301,7 +308,7 @@ static void ends(struct gctx *c, int phase, double T) {
   }
   struct qsr_op *o = push(c, QSR_OP_EMBED, phase, 1);
   o->bytes = T * (wq_bytes(we, 1, h) + h * 2);
-  o->vec_ops = T * h * qsr_wfmt_tab[we.fmt].dequant_ops;
+  o->vec_ops = T * h * qsr_decode_ops(c->dev, we.fmt, we.bits);
   elementwise(c, QSR_OP_NORM, phase, 1, B * h, 2, 5);   /* final norm: last tokens only */
   struct qsr_wq wh = m->tie_embeddings ? we : qsr_wq_resolve(d, QSR_LCLASS_LM_HEAD, 0);
   linear(c, QSR_OP_LM_HEAD, phase, 1, B, m->vocab, h, wh);

@@ -34,6 +34,7 @@ enum qsr_opclass {
   QSR_OPCLASS_MOE,
   QSR_OPCLASS_ELEMENTWISE,
   QSR_OPCLASS_EMBEDDING,
+  QSR_OPCLASS_GEMV,       /* linear layers at <= 16 tokens: the GEMV kernels */
   QSR_OPCLASS_MEMCPY,     /* offload streaming: tier bandwidth, no efficiency */
   QSR_OPCLASS_COUNT
 };
@@ -46,7 +47,12 @@ struct qsr_eff {              /* Hockney-style: t = (n + n_half) / (peak * eff) 
   double memory;              /* asymptotic share of peak bandwidth, 0..1 */
   double compute_half_gflop;  /* work at which half of `compute` is reached */
   double memory_half_mb;      /* traffic at which half of `memory` is reached */
+  double fit_rms_pct;         /* calibration: RMS log error of the fit, in %; 0 = not fitted */
 };
+
+#define QSR_DECODE_FMTS 7     /* = QSR_WFMT_COUNT (kernels/qformat.h), checked in eval.c */
+#define QSR_DECODE_BITS 17    /* bits 0..16 */
+#define QSR_DECODE_KV 3       /* = QSR_KVFMT_COUNT */
 
 struct qsr_tierspec {
   double bw_gbps;             /* 0 = tier absent */
@@ -78,6 +84,12 @@ struct qsr_device {
   int default_mode;           /* index into modes, -1 = none */
   struct qsr_eff eff[QSR_OPCLASS_COUNT];
   int eff_fitted;             /* 1 when efficiency comes from a calibration fit */
+  /* Vector ops this device's kernels spend per weight element decoded, per
+  ** [enum qsr_wfmt][bits], and per KV element per [enum qsr_kvfmt]; 0 = the
+  ** format's default (qsr_wfmt_tab dequant_ops; KV: fp16 0, int 2). Set by
+  ** calibration: a CPU converting fp16 pays for it, a GPU does not. */
+  double decode_ops[QSR_DECODE_FMTS][QSR_DECODE_BITS];
+  double kv_decode_ops[QSR_DECODE_KV];
 };
 
 /* ---- model ------------------------------------------------------------- */

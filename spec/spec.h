@@ -15,6 +15,12 @@
 
 int qsr_device_load(const char *path, struct qsr_device *dev, char **err);
 int qsr_model_load(const char *path, struct qsr_model *m, char **err);
+/* Writes `out` as a copy of the device file `src` whose fitted sections
+** (launch_us, efficiency, decode_ops, kv_decode_ops, efficiency_source) are
+** replaced by dev's, every other line and comment kept, `note` (comment
+** lines) first. Written to out.tmp, loaded back, then renamed. */
+int qsr_device_write_fitted(const char *src, const char *out, const struct qsr_device *dev, const char *note,
+                            char **err);
 int qsr_quality_load(const char *path, struct qsr_quality *q, char **err);
 
 /* A design being built: the baseline of a model, then a file, then --set

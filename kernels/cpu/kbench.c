@@ -439,6 +439,22 @@ double qsr_kbench_fma_gflops(qsr_pool *p) {
   return (double)qsr_pool_threads(p) * FMA_ITERS * 8 * 8 * 2 / (r.median_us * 1e-6) / 1e9;
 }
 
+static void nop_task(void *v, int i, int worker) { (void)v; (void)i; (void)worker; }
+struct nop_arg { qsr_pool *p; };
+static void run_nop(void *v) {
+  struct nop_arg *a = v;
+  for (int k = 0; k < 100; k++) qsr_pool_run(a->p, qsr_pool_threads(a->p), nop_task, NULL);
+}
+
+double qsr_kbench_dispatch_us(qsr_pool *p) {
+  struct nop_arg a = { p };
+  struct qsr_kbench_opts o = { p, 0, 0.5, 0, 0 };
+  struct timer tm = { &o, NULL, 0 };
+  struct qsr_kbench_row r;
+  time_it(&tm, run_nop, &a, 0, &r);
+  return r.median_us / 100;
+}
+
 int qsr_kbench_run(const struct qsr_kbench_opts *o, qsr_kbench_fn fn, void *ud) {
   struct timer tm = { o, NULL, 2 * (o->llc_bytes ? o->llc_bytes : (size_t)32 << 20) };
   tm.flush = malloc(tm.flush_n);

@@ -55,5 +55,8 @@ int qsr_kbench_run(const struct qsr_kbench_opts *o, qsr_kbench_fn fn, void *ud);
 ** all threads) and peak fp32 FMA rate (GFLOP/s, all threads). */
 double qsr_kbench_copy_gbps(qsr_pool *p);
 double qsr_kbench_fma_gflops(qsr_pool *p);
+/* Cost of one empty parallel step on the pool (dispatch + join), in us: the
+** host's "kernel launch". */
+double qsr_kbench_dispatch_us(qsr_pool *p);
 
 #endif
