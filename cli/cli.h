@@ -39,6 +39,12 @@ int qsr_cmd_deploy(int argc, char **argv);
 int qsr_cmd_plot(int argc, char **argv);
 int qsr_cmd_bench(int argc, char **argv);
 int qsr_cmd_import(int argc, char **argv);
+int qsr_cmd_run(int argc, char **argv);
+
+/* "CPU model name (N threads)" from /proc/cpuinfo (cmd_bench.c). */
+void qsr_cli_cpu_desc(char *buf, size_t n, int threads);
+/* QSR_VERSION + "+" + the git revision, when git can tell (cmd_bench.c). */
+void qsr_cli_revision(char *buf, size_t n);
 
 /* Prints "qsr: msg" on stderr, frees msg, returns the exit status for rc. */
 int qsr_cli_fail(int rc, char *msg);

@@ -82,7 +82,7 @@ static int put_row(void *ud, const struct qsr_kbench_row *r) {
 }
 
 /* "model name (N threads)" from /proc/cpuinfo, where there is one. */
-static void cpu_desc(char *buf, size_t n, int threads) {
+void qsr_cli_cpu_desc(char *buf, size_t n, int threads) {
   char line[512], model[256] = "unknown CPU";
   FILE *f = fopen("/proc/cpuinfo", "r");
   while (f && fgets(line, sizeof line, f)) {
@@ -98,7 +98,7 @@ static void cpu_desc(char *buf, size_t n, int threads) {
 }
 
 /* qsr version + the git revision of the source tree, when git can tell. */
-static void revision(char *buf, size_t n) {
+void qsr_cli_revision(char *buf, size_t n) {
   char rev[64] = "";
   FILE *p = popen("git rev-parse --short HEAD 2>/dev/null", "r");
   if (p) {
@@ -136,8 +136,8 @@ int qsr_cmd_bench(int argc, char **argv) {
   if (!pool) { fprintf(stderr, "qsr bench: cannot start %d threads\n", threads); return 1; }
   struct utsname u;
   snprintf(drv, sizeof drv, "%s", uname(&u) == 0 ? u.release : "unknown kernel");
-  cpu_desc(desc, sizeof desc, qsr_pool_threads(pool));
-  revision(rev, sizeof rev);
+  qsr_cli_cpu_desc(desc, sizeof desc, qsr_pool_threads(pool));
+  qsr_cli_revision(rev, sizeof rev);
 
   char *err = NULL;
   qsr_store *st = NULL;

@@ -21,6 +21,7 @@ static const struct {
   { "deploy", qsr_cmd_deploy, "write (or --check) the deployment config of a chosen design" },
   { "bench", qsr_cmd_bench, "time the C kernels on this machine into a measurements table" },
   { "import", qsr_cmd_import, "read llama-bench or CSV end-to-end measurements into a measurements table" },
+  { "run", qsr_cmd_run, "run a deployment config on this machine's kernels; measured vs predicted" },
 };
 
 static void usage(FILE *f) {
