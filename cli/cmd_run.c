@@ -170,11 +170,20 @@ static void print_table(const struct report *rp) {
   printf("  wall time %.1f s\n", rp->wall_s);
 }
 
+/* Opens DB and makes sure its measurements table takes rows, before the run
+** (a read-only or corrupt file fails here, not after minutes of running). */
+static int store_open(const char *path, qsr_store **st, char **err) {
+  int rc = qsr_store_open(path, 0, st, err);
+  if (!rc && sqlite3_db_readonly(qsr_store_db(*st), "main") == 1)  /* SQLite falls back to read-only */
+    rc = qsr_errf(err, QSR_ERR_DB, "%s: read-only database (give a writable -o DB, or --no-store)", path);
+  if (!rc) rc = qsr_measure_schema(qsr_store_db(*st), path, err);
+  if (rc) { qsr_store_close(*st); *st = NULL; }
+  return rc;
+}
+
 /* One e2e row: measured and predicted, in one transaction. */
-static int store(const struct report *rp, const char *path, const char *device_desc, char **err) {
-  qsr_store *st = NULL;
-  int rc = qsr_store_open(path, 0, &st, err);
-  if (rc) return rc;
+static int store(qsr_store *st, const struct report *rp, const char *path, const char *device_desc, char **err) {
+  int rc;
   sqlite3 *db = qsr_store_db(st);
   const struct qsr_run_result *r = rp->r;
   const struct qsr_result *p = rp->p;
@@ -212,16 +221,11 @@ static int store(const struct report *rp, const char *path, const char *device_d
   m.peak_mb = r->model_mb;
   m.pred_peak_mb = p->mem_peak_mb;
   m.config = rp->config;
-  if ((rc = qsr_measure_schema(db, path, err))) goto out;
-  if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
-    rc = qsr_errf(err, QSR_ERR_DB, "%s: %s", path, sqlite3_errmsg(db));
-    goto out;
-  }
+  if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+    return qsr_errf(err, QSR_ERR_DB, "%s: %s", path, sqlite3_errmsg(db));
   rc = qsr_measure_put(db, path, &m, err);
   if (sqlite3_exec(db, rc ? "ROLLBACK" : "COMMIT", NULL, NULL, NULL) != SQLITE_OK && !rc)
     rc = qsr_errf(err, QSR_ERR_DB, "%s: commit: %s", path, sqlite3_errmsg(db));
-out:
-  qsr_store_close(st);
   return rc;
 }
 
@@ -299,8 +303,20 @@ int qsr_cmd_run(int argc, char **argv) {
   if (be == QSR_RUN_CUDA)
     return fail(QSR_ERR_CUDA, strdup("--backend cuda: the CUDA runner is not built yet; use --backend cpu"));
 
+  char dbp[PATH_MAX];
+  qsr_store *st = NULL;
+  if (!no_store) {
+    if (!out) { snprintf(dbp, sizeof dbp, "results/run-%s.db", dev.name); out = dbp; }
+    if ((rc = store_open(out, &st, &err))) return fail(rc, err);
+  }
+  {                                  /* overrides may cross the gemv/gemm rule (16 rows) */
+    int fb = info.d.batch, fp = info.d.prompt, rb = batch ? batch : fb, rp = prompt ? prompt : fp;
+    if (!quiet && ((rb * rp <= 16) != (fb * fp <= 16) || (rb <= 16) != (fb <= 16)))
+      fprintf(stderr, "qsr run: note: --batch/--prompt change which linear variants run from the file's (gemv up "
+                      "to 16 token rows per pass, gemm beyond)\n");
+  }
   qsr_pool *pool = qsr_pool_new(threads);
-  if (!pool) { fprintf(stderr, "qsr run: cannot start %d threads\n", threads); return 1; }
+  if (!pool) { fprintf(stderr, "qsr run: cannot start %d threads\n", threads); qsr_store_close(st); return 1; }
   if (!steps) steps = info.d.gen < DEFAULT_STEPS ? info.d.gen : DEFAULT_STEPS;
   struct qsr_run_opts o = { be, pool, batch, prompt, steps, mem_gb, seed, !quiet && isatty(STDERR_FILENO), NULL };
   struct qsr_run_result r;
@@ -308,26 +324,26 @@ int qsr_cmd_run(int argc, char **argv) {
   rc = qsr_run_model(&m, &info.d, &o, &r, &err);
   int nthreads = qsr_pool_threads(pool);
   qsr_pool_free(pool);
-  if (rc) return fail(rc, err);
+  if (rc) { qsr_store_close(st); return fail(rc, err); }
 
   /* the prediction of the same run: batch and prompt as run, gen = steps timed */
   struct qsr_design d2 = info.d;
   d2.batch = r.batch;
   d2.prompt = r.prompt;
   d2.gen = r.steps > 0 ? r.steps : 1;
-  if ((rc = qsr_eval(&dev, &m, &d2, NULL, &pred, &err))) return fail(rc, err);
+  if ((rc = qsr_eval(&dev, &m, &d2, NULL, &pred, &err))) { qsr_store_close(st); return fail(rc, err); }
 
   struct timespec ts1;
   clock_gettime(CLOCK_MONOTONIC, &ts1);
   struct report rp = { file, backend, &m, &dev, &d2, &r, &pred, nthreads, "", NULL,
                        (double)(ts1.tv_sec - ts0.tv_sec) + 1e-9 * (double)(ts1.tv_nsec - ts0.tv_nsec) };
   wq_label(qsr_run_main_wq(&m, &d2), rp.quant, sizeof rp.quant);
-  char dbp[PATH_MAX];
-  if (!no_store) {
-    if (!out) { snprintf(dbp, sizeof dbp, "results/run-%s.db", dev.name); out = dbp; }
+  if (st) {
     char desc[320];
     qsr_cli_cpu_desc(desc, sizeof desc, nthreads);
-    if ((rc = store(&rp, out, desc, &err))) return fail(rc, err);
+    rc = store(st, &rp, out, desc, &err);
+    qsr_store_close(st);
+    if (rc) return fail(rc, err);
     rp.db = out;
   }
   if (json) print_json(&rp);

@@ -33,8 +33,10 @@
 **
 ** Timing: CLOCK_MONOTONIC around each layer and around the embedding and
 ** head, so a phase is the sum of its parts plus nothing unmeasured. Prefill
-** runs once (weights are resident: the fill touched every page); the first
-** decode step is a warm-up and is not timed.
+** runs once, without a warm-up (a second pass would double the run): the
+** weights are resident (the fill touched every page) and the activation
+** and KV buffers are touched before it. The first decode step is a warm-up
+** and is not timed.
 */
 #include "kernels/runner.h"
 
@@ -170,24 +172,27 @@ static void protos_free(struct protos *ps) {
   ps->n = 0;
 }
 
-static const qsr_qmatrix *proto_get(struct protos *ps, unsigned seed, struct qsr_wq wq, uint32_t cols, int embed,
-                                    char **err) {
+/* The prototype for (wq, cols, embed) in *out, quantised on first use. */
+static int proto_get(struct protos *ps, unsigned seed, struct qsr_wq wq, uint32_t cols, int embed,
+                     const qsr_qmatrix **out, char **err) {
   for (int i = 0; i < ps->n; i++) {
     struct proto *p = &ps->p[i];
-    if (p->wq.fmt == wq.fmt && p->wq.bits == wq.bits && p->wq.group == wq.group && p->cols == cols && p->embed == embed)
-      return &p->m;
+    if (p->wq.fmt == wq.fmt && p->wq.bits == wq.bits && p->wq.group == wq.group && p->cols == cols && p->embed == embed) {
+      *out = &p->m;
+      return QSR_OK;
+    }
   }
-  if (ps->n == MAX_PROTOS) { qsr_errf(err, QSR_ERR_CONFIG, "runner: more than %d weight precisions", MAX_PROTOS); return NULL; }
+  if (ps->n == MAX_PROTOS) return qsr_errf(err, QSR_ERR_CONFIG, "runner: more than %d weight precisions", MAX_PROTOS);
   struct proto *p = &ps->p[ps->n];
-  if (qsr_qmatrix_alloc(&p->m, wq.fmt, wq.bits, wq.group, PROTO_ROWS, cols, err)) return NULL;
+  int rc = qsr_qmatrix_alloc(&p->m, wq.fmt, wq.bits, wq.group, PROTO_ROWS, cols, err);
+  if (rc) return rc;
   float *w = malloc((size_t)PROTO_ROWS * cols * sizeof *w);
   gsl_rng *g = gsl_rng_alloc(gsl_rng_mt19937);
   if (!w || !g) {
     free(w);
     if (g) gsl_rng_free(g);
     qsr_qmatrix_free(&p->m);
-    qsr_errf(err, QSR_ERR_NOMEM, "runner: out of memory for a weight prototype");
-    return NULL;
+    return qsr_errf(err, QSR_ERR_NOMEM, "runner: out of memory for a weight prototype");
   }
   uint64_t key = splitmix(seed) ^ splitmix(((uint64_t)wq.fmt << 40) ^ ((uint64_t)wq.bits << 32) ^
                                            ((uint64_t)wq.group << 20) ^ cols ^ ((uint64_t)embed << 60));
@@ -201,16 +206,17 @@ static const qsr_qmatrix *proto_get(struct protos *ps, unsigned seed, struct qsr
   p->cols = cols;
   p->embed = embed;
   ps->n++;
-  return &p->m;
+  *out = &p->m;
+  return QSR_OK;
 }
 
 /* Allocates m (rows x cols in wq) and fills it from the prototype, row r
 ** taking prototype row (r + off) mod PROTO_ROWS. */
 static int weight_make(struct protos *ps, unsigned seed, struct qsr_wq wq, uint32_t rows, uint32_t cols, int embed,
                        uint64_t off_key, qsr_qmatrix *m, char **err) {
-  const qsr_qmatrix *p = proto_get(ps, seed, wq, cols, embed, err);
-  if (!p) return err && *err && strstr(*err, "memory") ? QSR_ERR_NOMEM : QSR_ERR_CONFIG;
-  int rc = qsr_qmatrix_alloc(m, wq.fmt, wq.bits, wq.group, rows, cols, err);
+  const qsr_qmatrix *p = NULL;
+  int rc = proto_get(ps, seed, wq, cols, embed, &p, err);
+  if (!rc) rc = qsr_qmatrix_alloc(m, wq.fmt, wq.bits, wq.group, rows, cols, err);
   if (rc) return rc;
   uint32_t off = (uint32_t)(splitmix(off_key ^ seed) % PROTO_ROWS);
   for (uint32_t r = 0; r < rows; r++) {
@@ -789,6 +795,20 @@ int qsr_run_model(const struct qsr_model *m, const struct qsr_design *d, const s
   if (!r.res || !r.delta || !r.xn || !r.qkvb || !r.q || !r.att || !r.k || !r.v || (as.g && (!r.g || !r.u)) ||
       !r.last || !r.logits || !r.attn_scratch || (as.moe && (!r.moe_scratch || !r.rlogits)))
     goto nomem;
+  /* touch every page now (malloc and calloc map lazily), so no timed pass pays a first-touch fault */
+  float *bufs[] = { r.res, r.delta, r.xn, r.qkvb, r.q, r.att, r.k, r.v, r.g, r.u, r.last, r.logits, r.attn_scratch,
+                    r.moe_scratch, r.rlogits };
+  uint64_t lens[] = { as.res, as.res, as.res, as.qkv, as.q, as.q, as.kv, as.kv, as.g, as.g, as.last, as.logits,
+                      as.attn, as.moe, as.rlogits };
+  for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
+    if (bufs[i]) memset(bufs[i], 0, lens[i] * sizeof(float));
+  for (int i = 0; i < r.nl; i++)
+    for (int b = 0; b < r.B; b++) {
+      qsr_kvcache *c = &r.L[i].kv[b];
+      size_t n = (size_t)c->kv_heads * (size_t)c->max_ctx * c->vec_bytes;
+      memset(c->k, 0, n);
+      memset(c->v, 0, n);
+    }
   QSR_ASSERT(as.attn >= qsr_cpu_attn_scratch(r.pool, &r.L[0].cfg, r.max_ctx));
   if (r.rt.on) {
     if ((rc = qsr_moe_plan_alloc(&r.plan, r.tmax, r.rt.experts, r.rt.k, err))) goto out;
