@@ -27,7 +27,8 @@
 static void usage(FILE *f) {
   fprintf(f,
           "usage: qsr run DEPLOY.yaml [--backend cpu|cuda] [--device NAME] [-o DB | --no-store] [-j N]\n"
-          "               [--steps N] [--prompt N] [--batch N] [--seed N] [--mem-gb G] [--json] [--quiet]\n\n"
+          "               [--steps N] [--prompt N] [--batch N] [--prefill-reps N] [--seed N] [--mem-gb G]\n"
+          "               [--json] [--quiet]\n\n"
           "Builds the deployment config's model with synthetic weights in exactly its formats (real\n"
           "shapes), runs one prefill pass (gemm_<fmt>, attn_prefill_<type>) and decode steps (gemv_<fmt>,\n"
           "attn_decode_<type>) with exactly the kernels it names, and prints measured against predicted\n"
@@ -45,6 +46,8 @@ static void usage(FILE *f) {
           "  --steps N     decode steps timed (default: the file's gen, at most %d)\n"
           "  --prompt N    prompt tokens per sequence (default: the file's prompt)\n"
           "  --batch N     sequences (default: the file's batch)\n"
+          "  --prefill-reps N  time N prefill passes and keep the median (default 1: a pass can take\n"
+          "                seconds on a CPU)\n"
           "  --seed N      synthetic weights and tokens (default 1)\n"
           "  --mem-gb G    memory budget for weights, KV cache and activations (default: 80%% of RAM)\n"
           "  --json        machine-readable output\n"
@@ -115,6 +118,8 @@ static void print_json(const struct report *rp) {
   json_triple(f, "tpot_ms", r->decode_ms_mean, rp->p->tpot_ms, 0);
   json_triple(f, "peak_mb", r->model_mb, rp->p->mem_peak_mb, 0);
   fprintf(f, "  \"tpot_p10_ms\": %.6g, \"tpot_p90_ms\": %.6g,\n", r->decode_ms_p10, r->decode_ms_p90);
+  fprintf(f, "  \"prefill_reps\": %d, \"prefill_min_ms\": %.6g, \"prefill_max_ms\": %.6g,\n", r->prefill_reps,
+          r->prefill_ms_min, r->prefill_ms_max);
   fprintf(f, "  \"prompt_tok_s\": %.6g, \"gen_tok_s\": %.6g,\n",
           r->prefill_ms > 0 ? 1e3 * r->batch * r->prompt / r->prefill_ms : 0,
           r->decode_ms_mean > 0 ? 1e3 * r->batch / r->decode_ms_mean : 0);
@@ -148,9 +153,12 @@ static void print_table(const struct report *rp) {
   printf("  weights mostly %s, kv %s; activations fp32 (the C kernels')\n\n", rp->quant, qsr_kvfmt_names[rp->d->kv]);
   printf("  %-12s %12s %12s %8s %22s\n", "phase", "measured", "predicted", "error", "tokens/s meas / pred");
   double B = r->batch;
-  printf("  %-12s %9.2f ms %9.2f ms %+7.1f%% %10.1f / %-10.1f\n", "prefill", r->prefill_ms, p->prefill_ms,
+  printf("  %-12s %9.2f ms %9.2f ms %+7.1f%% %10.1f / %-10.1f", "prefill", r->prefill_ms, p->prefill_ms,
          err_pct(r->prefill_ms, p->prefill_ms), 1e3 * B * r->prompt / r->prefill_ms,
          p->prefill_ms > 0 ? 1e3 * B * r->prompt / p->prefill_ms : 0);
+  if (r->prefill_reps > 1)
+    printf("  (median of %d, %.2f..%.2f ms)", r->prefill_reps, r->prefill_ms_min, r->prefill_ms_max);
+  printf("\n");
   if (r->steps)
     printf("  %-12s %9.3f ms %9.3f ms %+7.1f%% %10.2f / %-10.2f  (p10 %.3f, p90 %.3f ms)\n", "decode/token",
            r->decode_ms_mean, p->tpot_ms, err_pct(r->decode_ms_mean, p->tpot_ms), 1e3 * B / r->decode_ms_mean,
@@ -239,7 +247,7 @@ int qsr_cmd_run(int argc, char **argv) {
   struct timespec ts0;                 /* wall time of the whole command */
   clock_gettime(CLOCK_MONOTONIC, &ts0);
   const char *file = NULL, *backend = "cpu", *device = NULL, *out = NULL;
-  int threads = 0, steps = 0, prompt = 0, batch = 0, json = 0, quiet = 0, no_store = 0;
+  int threads = 0, steps = 0, prompt = 0, batch = 0, json = 0, quiet = 0, no_store = 0, reps = 1;
   unsigned seed = 1;
   double mem_gb = 0;
   for (int i = 1; i < argc; i++) {
@@ -256,6 +264,7 @@ int qsr_cmd_run(int argc, char **argv) {
     else if (v && !strcmp(a, "--steps")) ip = &steps;
     else if (v && !strcmp(a, "--prompt")) ip = &prompt;
     else if (v && !strcmp(a, "--batch")) ip = &batch;
+    else if (v && !strcmp(a, "--prefill-reps")) ip = &reps;
     else if (v && !strcmp(a, "--seed")) {
       char *end;
       unsigned long s = strtoul(v, &end, 10);
@@ -318,7 +327,7 @@ int qsr_cmd_run(int argc, char **argv) {
   qsr_pool *pool = qsr_pool_new(threads);
   if (!pool) { fprintf(stderr, "qsr run: cannot start %d threads\n", threads); qsr_store_close(st); return 1; }
   if (!steps) steps = info.d.gen < DEFAULT_STEPS ? info.d.gen : DEFAULT_STEPS;
-  struct qsr_run_opts o = { be, pool, batch, prompt, steps, mem_gb, seed, !quiet && isatty(STDERR_FILENO), NULL };
+  struct qsr_run_opts o = { be, pool, batch, prompt, steps, mem_gb, reps, seed, !quiet && isatty(STDERR_FILENO), NULL };
   struct qsr_run_result r;
   struct qsr_result pred;
   rc = qsr_run_model(&m, &info.d, &o, &r, &err);

@@ -35,6 +35,8 @@ struct qsr_run_opts {
   int steps;                 /* timed decode steps; 0 = the design's gen; < 0 = none */
   double mem_budget_gb;      /* weights + KV + activations cap (GB = 1e9 B);
                                 0 = 80% of physical RAM */
+  int prefill_reps;          /* prefill passes (KV cache emptied between them);
+                                prefill_ms is their median; 0 = 1 */
   unsigned seed;             /* synthetic weights and token ids */
   int verbose;               /* progress on stderr */
   float *logits;             /* optional [batch][vocab]: the logits of the last
@@ -50,7 +52,10 @@ struct qsr_run_result {
   int layers_run;            /* decoder layers allocated and run */
   int layers_model;          /* the model's decoder layers */
   double layer_scale;        /* layers_model / layers_run (1 = all ran) */
-  double prefill_ms;         /* one prefill pass over batch x prompt tokens */
+  double prefill_ms;         /* one prefill pass over batch x prompt tokens
+                                (median of prefill_reps passes) */
+  int prefill_reps;          /* prefill passes timed */
+  double prefill_ms_min, prefill_ms_max;
   double decode_ms_mean;     /* one decode step (batch tokens), mean over steps */
   double decode_ms_p10, decode_ms_p90;
   double ends_prefill_ms;    /* of prefill_ms: embedding + final norm + lm_head */

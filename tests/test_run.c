@@ -53,14 +53,19 @@ static void tiny_design(const struct qsr_model *m, struct qsr_design *d, int int
   d->gen = 4;
 }
 
-static int run(const struct qsr_model *m, const struct qsr_design *d, int prompt, int steps, double budget_gb,
-               float *logits, struct qsr_run_result *r) {
-  struct qsr_run_opts o = { QSR_RUN_CPU, NULL, 1, prompt, steps, budget_gb, 7, 0, logits };
+static int run_reps(const struct qsr_model *m, const struct qsr_design *d, int prompt, int steps, double budget_gb,
+                    int reps, float *logits, struct qsr_run_result *r) {
+  struct qsr_run_opts o = { QSR_RUN_CPU, NULL, 1, prompt, steps, budget_gb, reps, 7, 0, logits };
   char *err = NULL;
   int rc = qsr_run_model(m, d, &o, r, &err);
   if (rc) fprintf(stderr, "\n  %s\n", err);
   free(err);
   return rc;
+}
+
+static int run(const struct qsr_model *m, const struct qsr_design *d, int prompt, int steps, double budget_gb,
+               float *logits, struct qsr_run_result *r) {
+  return run_reps(m, d, prompt, steps, budget_gb, 1, logits, r);
 }
 
 static double max_abs(const float *v, int n) {
@@ -220,8 +225,9 @@ static void check_reference(int int4, int P) {
 static void test_reference_fp16(void) { check_reference(0, 20); check_reference(0, 5); }
 static void test_reference_int4(void) { check_reference(1, 20); }
 
-/* Position P reached by a prefill of P + 1 tokens, and by a prefill of P - 1
-** tokens then the warm-up decode step (position P - 1) and one timed step. */
+/* Position P reached by a prefill of P + 1 tokens (timed three times), and
+** by a prefill of P - 1 tokens then the warm-up decode step (position P - 1)
+** and one timed step. */
 static void test_prefill_vs_decode(void) {
   for (int int4 = 0; int4 < 2; int4++) {
     struct qsr_model m;
@@ -231,7 +237,10 @@ static void test_prefill_vs_decode(void) {
     int P = 24;
     float *a = malloc((size_t)m.vocab * sizeof *a), *b = malloc((size_t)m.vocab * sizeof *b);
     struct qsr_run_result ra, rb;
-    CU_ASSERT_EQUAL_FATAL(run(&m, &d, P + 1, -1, 0, a, &ra), QSR_OK);
+    /* three prefill passes: each must start from an empty cache */
+    CU_ASSERT_EQUAL_FATAL(run_reps(&m, &d, P + 1, -1, 0, 3, a, &ra), QSR_OK);
+    CU_ASSERT_EQUAL(ra.prefill_reps, 3);
+    CU_ASSERT(ra.prefill_ms_min <= ra.prefill_ms && ra.prefill_ms <= ra.prefill_ms_max);
     CU_ASSERT_EQUAL_FATAL(run(&m, &d, P - 1, 1, 0, b, &rb), QSR_OK);
     CU_ASSERT_EQUAL(rb.steps, 1);
     double mx = max_abs(a, m.vocab), diff = 0;
@@ -294,7 +303,7 @@ static void test_memory_and_cap(void) {
   CU_ASSERT(capped.prefill_ms > capped.ends_prefill_ms);
   /* a budget below one layer is an error */
   char *err = NULL;
-  struct qsr_run_opts o = { QSR_RUN_CPU, NULL, 1, 20, 3, (full.peak_mb * 1e6 - 1.5 * layer) / 1e9, 7, 0, NULL };
+  struct qsr_run_opts o = { QSR_RUN_CPU, NULL, 1, 20, 3, (full.peak_mb * 1e6 - 1.5 * layer) / 1e9, 1, 7, 0, NULL };
   CU_ASSERT_EQUAL(qsr_run_model(&m, &d, &o, &capped, &err), QSR_ERR_NOMEM);
   CU_ASSERT_PTR_NOT_NULL(err);
   free(err);
@@ -362,7 +371,7 @@ static void test_refusals(void) {
   tiny_model(&m);
   tiny_design(&m, &d, 0);
   struct qsr_run_result r;
-  struct qsr_run_opts o = { QSR_RUN_CUDA, NULL, 1, 8, 1, 0, 7, 0, NULL };
+  struct qsr_run_opts o = { QSR_RUN_CUDA, NULL, 1, 8, 1, 0, 1, 7, 0, NULL };
   char *err = NULL;
   CU_ASSERT_EQUAL(qsr_run_model(&m, &d, &o, &r, &err), QSR_ERR_CUDA);
   CU_ASSERT(err && strstr(err, "not built"));
