@@ -111,7 +111,7 @@ validate-host: deps
 	./qsr validate $(VH_DB) --device host.calibrated
 	./qsr validate $(VH_DB) --device host.calibrated --json --worst 10 > results/validate-host.json
 	./qsr plot $(VH_DB) --kind validation -o plots/validate-host.png
-	./qsr run results/deploy/tinyllama-1.1b-host-int4.yaml --backend cpu --device host.calibrated -o $(VH_DB)
+	./qsr run results/deploy/tinyllama-1.1b-rpi5-int4.yaml --backend cpu --device host.calibrated -o $(VH_DB)
 
 clean:
 	rm -rf build build-san qsr

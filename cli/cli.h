@@ -39,6 +39,12 @@ int qsr_cmd_deploy(int argc, char **argv);
 int qsr_cmd_plot(int argc, char **argv);
 int qsr_cmd_bench(int argc, char **argv);
 int qsr_cmd_import(int argc, char **argv);
+int qsr_cmd_run(int argc, char **argv);
+
+/* "CPU model name (N threads)" from /proc/cpuinfo (host.c). */
+void qsr_cli_cpu_desc(char *buf, size_t n, int threads);
+/* QSR_VERSION + "+" + the git revision, when git can tell (cmd_bench.c). */
+void qsr_cli_revision(char *buf, size_t n);
 
 int qsr_cmd_calibrate(int argc, char **argv);
 int qsr_cmd_validate(int argc, char **argv);
@@ -47,9 +53,6 @@ int qsr_cmd_validate(int argc, char **argv);
 ** "host" is this machine, measured and cached on first use (cli/host.c). */
 struct qsr_device;
 int qsr_cli_device(const char *name, struct qsr_device *dev, char *path, size_t cap, char **err);
-/* "CPU model name (N threads)" from /proc/cpuinfo. */
-void qsr_cli_cpu_desc(char *buf, size_t n, int threads);
-
 /* Prints "qsr: msg" on stderr, frees msg, returns the exit status for rc. */
 int qsr_cli_fail(int rc, char *msg);
 /* Writes s as a JSON string literal. */

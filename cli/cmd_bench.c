@@ -82,7 +82,7 @@ static int put_row(void *ud, const struct qsr_kbench_row *r) {
 }
 
 /* qsr version + the git revision of the source tree, when git can tell. */
-static void revision(char *buf, size_t n) {
+void qsr_cli_revision(char *buf, size_t n) {
   char rev[64] = "";
   FILE *p = popen("git rev-parse --short HEAD 2>/dev/null", "r");
   if (p) {
@@ -121,7 +121,7 @@ int qsr_cmd_bench(int argc, char **argv) {
   struct utsname u;
   snprintf(drv, sizeof drv, "%s", uname(&u) == 0 ? u.release : "unknown kernel");
   qsr_cli_cpu_desc(desc, sizeof desc, qsr_pool_threads(pool));
-  revision(rev, sizeof rev);
+  qsr_cli_revision(rev, sizeof rev);
 
   char *err = NULL;
   qsr_store *st = NULL;

@@ -43,7 +43,7 @@ static void default_out(const char *src, char *out, size_t cap) {
 
 static const char *decode_name(const struct qsr_fit_report *r, int k, char *buf, size_t cap) {
   if (r->decode[k].kv >= 0) snprintf(buf, cap, "kv %s", qsr_kvfmt_names[r->decode[k].kv]);
-  else snprintf(buf, cap, "%s%d", qsr_wfmt_tab[r->decode[k].wfmt].name, r->decode[k].bits);
+  else qsr_wfmt_bits_name(r->decode[k].wfmt, r->decode[k].bits, buf, cap);
   return buf;
 }
 

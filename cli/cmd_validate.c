@@ -11,6 +11,7 @@
 #include "cli/cli.h"
 #include "cli/measured.h"
 #include "costmodel/calibrate.h"
+#include "kernels/qformat_traits.h"
 #include "store/store.h"
 #include "util/err.h"
 
@@ -73,7 +74,9 @@ static int by_abs_err(const void *x, const void *y) {
 
 static void shape_text(const struct qsr_kshape *s, char *buf, size_t cap) {
   size_t n = (size_t)snprintf(buf, cap, "%s", s->kernel);
-  if (s->wfmt && n < cap) n += (size_t)snprintf(buf + n, cap - n, " %s%d", s->wfmt, s->bits);
+  int f = s->wfmt ? qsr_wfmt_from_name(s->wfmt) : -1;
+  char wb[32];
+  if (f >= 0 && n < cap) n += (size_t)snprintf(buf + n, cap - n, " %s", qsr_wfmt_bits_name(f, s->bits, wb, sizeof wb));
   if (s->kvfmt && n < cap) n += (size_t)snprintf(buf + n, cap - n, " kv %s", s->kvfmt);
   if (s->rows > 0 && n < cap) n += (size_t)snprintf(buf + n, cap - n, " %lldx%lld", (long long)s->rows, (long long)s->cols);
   if (s->tokens > 0 && n < cap) n += (size_t)snprintf(buf + n, cap - n, " T=%lld", (long long)s->tokens);

@@ -23,6 +23,7 @@ static const struct {
   { "calibrate", qsr_cmd_calibrate, "fit a device's efficiency parameters to measured kernel calls" },
   { "validate", qsr_cmd_validate, "predicted vs measured on held-out kernel calls" },
   { "import", qsr_cmd_import, "read llama-bench or CSV end-to-end measurements into a measurements table" },
+  { "run", qsr_cmd_run, "run a deployment config on this machine's kernels; measured vs predicted" },
 };
 
 static void usage(FILE *f) {

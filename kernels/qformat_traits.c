@@ -5,6 +5,7 @@
 */
 #include "kernels/qformat_traits.h"
 
+#include <stdio.h>
 #include <string.h>
 
 const struct qsr_wfmt_traits qsr_wfmt_tab[QSR_WFMT_COUNT] = {
@@ -34,4 +35,10 @@ int qsr_kvfmt_from_name(const char *name) {
   for (int i = 0; i < QSR_KVFMT_COUNT; i++)
     if (!strcmp(qsr_kvfmt_names[i], name)) return i;
   return -1;
+}
+
+const char *qsr_wfmt_bits_name(int wfmt, int bits, char *buf, size_t cap) {
+  if (wfmt == QSR_WFMT_FP16 || wfmt == QSR_WFMT_BF16 || wfmt == QSR_WFMT_FP8) snprintf(buf, cap, "%s", qsr_wfmt_tab[wfmt].name);
+  else snprintf(buf, cap, "%s%d", qsr_wfmt_tab[wfmt].name, bits);
+  return buf;
 }

@@ -7,6 +7,8 @@
 #ifndef QSR_QFORMAT_TRAITS_H
 #define QSR_QFORMAT_TRAITS_H
 
+#include <stddef.h>
+
 #include "kernels/qformat.h"
 
 struct qsr_wfmt_traits {
@@ -19,5 +21,8 @@ extern const char *const qsr_kvfmt_names[QSR_KVFMT_COUNT];
 
 int qsr_wfmt_from_name(const char *name);  /* -1 if unknown */
 int qsr_kvfmt_from_name(const char *name); /* -1 if unknown */
+/* "int4", "lut3", "int_sym8"; the float formats by name alone ("fp16"):
+** the spelling of decode_ops keys. Returns buf. */
+const char *qsr_wfmt_bits_name(int wfmt, int bits, char *buf, size_t cap);
 
 #endif

@@ -223,9 +223,8 @@ int qsr_device_write_fitted(const char *src, const char *out, const struct qsr_d
     for (int b = 1; b < QSR_DECODE_BITS; b++)
       if (dev->decode_ops[w][b] > 0) {
         if (!any++) fprintf(f, "%.*sdecode_ops:       # vector ops per weight decoded, by format and bits\n", di, I);
-        if (w == QSR_WFMT_FP16 || w == QSR_WFMT_BF16 || w == QSR_WFMT_FP8)
-          fprintf(f, "%.*s  %s: %.4g\n", di, I, qsr_wfmt_tab[w].name, dev->decode_ops[w][b]);
-        else fprintf(f, "%.*s  %s%d: %.4g\n", di, I, qsr_wfmt_tab[w].name, b, dev->decode_ops[w][b]);
+        char nm[32];
+        fprintf(f, "%.*s  %s: %.4g\n", di, I, qsr_wfmt_bits_name(w, b, nm, sizeof nm), dev->decode_ops[w][b]);
       }
   any = 0;
   for (int k = 0; k < QSR_DECODE_KV; k++)

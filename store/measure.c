@@ -24,6 +24,8 @@ static const struct { const char *name; int type; size_t off; } cols[] = {
   S(backend), S(device), S(device_desc), S(driver), S(clocks), I(threads), S(rev), S(source),
   I(reps), R(median_us), R(p10_us), R(p90_us), R(spread_pct),
   S(model), S(quant), L(batch), L(prompt), L(gen), R(prompt_tok_s), R(gen_tok_s), S(split),
+  /* added for qsr run (after created_at in tables that predate them; see add_missing) */
+  R(pred_prompt_tok_s), R(pred_gen_tok_s), R(peak_mb), R(pred_peak_mb), S(config),
 #undef S
 #undef I
 #undef L
@@ -43,19 +45,47 @@ void qsr_meas_clear(struct qsr_meas *m) {
   }
 }
 
+static const char *col_type(int i) {
+  return cols[i].type == T_STR ? "TEXT" : cols[i].type == T_REAL ? "REAL" : "INTEGER";
+}
+
+/* Adds the columns of cols[] that an existing table lacks (older qsr). */
+static int add_missing(sqlite3 *db, const char *path, char **err) {
+  sqlite3_stmt *st = NULL;
+  unsigned char have[NCOLS];
+  memset(have, 0, sizeof have);
+  int rc = sqlite3_prepare_v2(db, "PRAGMA table_info(measurements)", -1, &st, NULL);
+  while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    const char *name = (const char *)sqlite3_column_text(st, 1);
+    for (int i = 0; name && i < NCOLS; i++)
+      if (!strcmp(name, cols[i].name)) have[i] = 1;
+    rc = SQLITE_OK;
+  }
+  if (rc == SQLITE_DONE) rc = SQLITE_OK;
+  sqlite3_finalize(st);
+  for (int i = 0; i < NCOLS && rc == SQLITE_OK; i++) {
+    if (have[i]) continue;
+    char sql[160];
+    snprintf(sql, sizeof sql, "ALTER TABLE measurements ADD COLUMN %s %s", cols[i].name, col_type(i));
+    rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+  }
+  if (rc != SQLITE_OK) return qsr_errf(err, QSR_ERR_DB, "%s: measurements table: %s", path, sqlite3_errmsg(db));
+  return QSR_OK;
+}
+
 int qsr_measure_schema(sqlite3 *db, const char *path, char **err) {
   char sql[4096];
   size_t n = (size_t)snprintf(sql, sizeof sql, "CREATE TABLE IF NOT EXISTS measurements(id INTEGER PRIMARY KEY");
   for (int i = 0; i < NCOLS && n < sizeof sql; i++)
-    n += (size_t)snprintf(sql + n, sizeof sql - n, ", %s %s%s", cols[i].name,
-                          cols[i].type == T_STR ? "TEXT" : cols[i].type == T_REAL ? "REAL" : "INTEGER",
-                          i == 0 ? " NOT NULL" : "");
-  snprintf(sql + n, sizeof sql - n,
-           ", created_at TEXT DEFAULT CURRENT_TIMESTAMP);"
-           "CREATE INDEX IF NOT EXISTS measurements_kernel ON measurements(device, backend, kernel);");
+    n += (size_t)snprintf(sql + n, sizeof sql - n, ", %s %s%s", cols[i].name, col_type(i), i == 0 ? " NOT NULL" : "");
+  snprintf(sql + n, sizeof sql - n, ", created_at TEXT DEFAULT CURRENT_TIMESTAMP);");
   char *msg = NULL;
-  if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-    int rc = qsr_errf(err, QSR_ERR_DB, "%s: measurements table: %s", path, msg ? msg : "?");
+  int rc = QSR_OK;
+  if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK ||
+      (rc = add_missing(db, path, err)) ||   /* before the index: it names columns an old table may lack */
+      sqlite3_exec(db, "CREATE INDEX IF NOT EXISTS measurements_kernel ON measurements(device, backend, kernel);",
+                   NULL, NULL, &msg) != SQLITE_OK) {
+    if (!rc) rc = qsr_errf(err, QSR_ERR_DB, "%s: measurements table: %s", path, msg ? msg : "?");
     sqlite3_free(msg);
     return rc;
   }

@@ -31,7 +31,14 @@
 **     model TEXT, quant TEXT, batch INTEGER, prompt INTEGER, gen INTEGER,
 **     prompt_tok_s REAL, gen_tok_s REAL,      end-to-end rows
 **     split TEXT,               'fit' | 'holdout' (which rows calibrate may use)
-**     created_at TEXT)
+**     created_at TEXT,
+**     -- qsr run rows: the cost model's prediction beside the measurement
+**     pred_prompt_tok_s REAL, pred_gen_tok_s REAL,   predicted throughputs
+**     peak_mb REAL, pred_peak_mb REAL,  measured (runner's own buffers) and
+**                               predicted peak memory, MB = 1e6 B
+**     config TEXT)              the deployment config that was run
+** Columns after created_at were added later; qsr_measure_schema adds them
+** to tables created before (ALTER TABLE ... ADD COLUMN).
 */
 #ifndef QSR_MEASURE_H
 #define QSR_MEASURE_H
@@ -54,12 +61,16 @@ struct qsr_meas {
   int64_t batch, prompt, gen;
   double prompt_tok_s, gen_tok_s;
   const char *split;
+  /* qsr run: prediction beside measurement */
+  double pred_prompt_tok_s, pred_gen_tok_s, peak_mb, pred_peak_mb;
+  const char *config;
 };
 
 /* Sets every number of m to "NULL" and every string to NULL. */
 void qsr_meas_clear(struct qsr_meas *m);
 
-/* Creates the table (and its index) if missing. */
+/* Creates the table (and its index) if missing, and adds the columns a
+** table from an older qsr lacks. */
 int qsr_measure_schema(struct sqlite3 *db, const char *path, char **err);
 /* Inserts one row (inside the caller's transaction, if any). */
 int qsr_measure_put(struct sqlite3 *db, const char *path, const struct qsr_meas *m, char **err);
