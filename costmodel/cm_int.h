@@ -43,19 +43,6 @@ struct qsr_wtensor {
 
 typedef void (*qsr_wtensor_fn)(const struct qsr_wtensor *t, void *ud);
 
-/* Routing as resolved for a model + design. */
-struct qsr_routing {
-  int on;             /* experts present (moe or moefy) */
-  int experts;        /* E */
-  int top_k;          /* static k (or k_max when dynamic) */
-  int ffn;            /* per-expert intermediate size */
-  double pk[QSR_MAX_EXPERTS + 1]; /* P(k = j) */
-  int kmax;
-  double k_mean;
-};
-
-void qsr_routing_resolve(const struct qsr_model *m, const struct qsr_design *d,
-                         struct qsr_routing *r);
 void qsr_weights_each(const struct qsr_model *m, const struct qsr_design *d,
                       const struct qsr_routing *r, qsr_wtensor_fn fn, void *ud);
 double qsr_wtensor_bytes(const struct qsr_wtensor *t);

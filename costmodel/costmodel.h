@@ -64,6 +64,20 @@ double qsr_kv_decode_ops(const struct qsr_device *dev, int kvfmt);
 /* The peak that runs fp16 matrix work: fp16 tensor, else fp16 vector, else fp32. */
 int qsr_fp16_peak(const struct qsr_device *dev);
 
+/* Routing as resolved for a model + design. */
+struct qsr_routing {
+  int on;             /* experts present (moe or moefy) */
+  int experts;        /* E */
+  int top_k;          /* static k (or k_max when dynamic) */
+  int ffn;            /* per-expert intermediate size */
+  double pk[QSR_MAX_EXPERTS + 1]; /* P(k = j) */
+  int kmax;
+  double k_mean;
+};
+
+void qsr_routing_resolve(const struct qsr_model *m, const struct qsr_design *d,
+                         struct qsr_routing *r);
+
 /* Pieces exposed for tests and for the simulator. */
 double qsr_moe_distinct_experts(int experts, const double *pop, int n_pop,
                                 const double *pk, int kmax, double tokens);

@@ -90,25 +90,18 @@ struct route {
   double k_mean;             /* the design's mean k (dynamic routing) */
 };
 
-/* Mirrors costmodel/design.c qsr_routing_resolve (internal to the cost
-** model): moe uses the model's experts, moefy splits the FFN into E. */
+/* The cost model's routing (moe uses the model's experts, moefy splits the
+** FFN into E), reduced to what the kernels run. */
 static void route_resolve(const struct qsr_model *m, const struct qsr_design *d, struct route *r) {
+  struct qsr_routing cr;
+  qsr_routing_resolve(m, d, &cr);
   memset(r, 0, sizeof *r);
-  if (d->route == QSR_ROUTE_NONE) return;
+  if (!cr.on) return;
   r->on = 1;
-  if (d->route == QSR_ROUTE_MOE) {
-    r->experts = m->experts;
-    r->ffn = m->ffn;
-    r->k = d->top_k ? d->top_k : m->top_k;
-  } else {
-    r->experts = d->experts ? d->experts : 8;
-    r->ffn = m->ffn / r->experts;
-    r->k = d->top_k ? d->top_k : 2;
-  }
-  int kmax = d->dynamic && d->k_max ? d->k_max : r->k;
-  if (kmax > r->experts) kmax = r->experts;
-  double pk[QSR_MAX_EXPERTS + 1];
-  r->k_mean = qsr_route_kdist(d, r->k, pk, kmax);
+  r->experts = cr.experts;
+  r->ffn = cr.ffn;
+  r->k = cr.top_k;
+  r->k_mean = cr.k_mean;
   if (d->dynamic) {          /* the router kernel takes one k: the nearest to the mean */
     r->k = (int)lround(r->k_mean);
     if (r->k < 1) r->k = 1;
