@@ -12,6 +12,8 @@
 #include "cli/measured.h"
 #include "costmodel/calibrate.h"
 #include "kernels/qformat_traits.h"
+#include "spec/deploy.h"
+#include "spec/spec.h"
 #include "store/store.h"
 #include "util/err.h"
 
@@ -36,7 +38,10 @@ static void usage(FILE *f) {
           "                 calibrated roofline only. Both figures are always printed.\n"
           "  --worst N      list the N largest errors (default 5)\n"
           "  --where SQL    extra condition on the measurements rows\n"
-          "  --json         {n, mape_pct, median_abs_pct, within_10pct, worst: [...], by_source, by_class, roofline}\n"
+          "  --json         {n, mape_pct, median_abs_pct, within_10pct, worst: [...], by_source, by_class, roofline,\n"
+          "                 e2e_rows, e2e}\n"
+          "End-to-end rows of the device (kernel 'e2e': qsr import, qsr run) are predicted too: prompt and\n"
+          "generation tokens/s, with the deployment config that was run or the model at the row's format.\n"
           "  --no-store     do not write the validation table\n");
 }
 
@@ -138,6 +143,73 @@ static void json_stats(const char *name, const struct stats *s, int last) {
          s->n, s->mape, s->median, s->within, last ? "" : ",");
 }
 
+/* End-to-end rows (kernel 'e2e': qsr import, qsr run) of the device: the
+** design is the deployment config that was run (qsr run) or the model's
+** baseline at the row's weight format (imports); prompt and generation
+** throughput are predicted and compared. Returns how many were compared. */
+struct e2e_stats { int n; double sum_abs, within; };
+
+static int validate_e2e(sqlite3 *h, const struct qsr_device *dev, const char *where, int json, struct e2e_stats *es) {
+  memset(es, 0, sizeof *es);
+  char *sql = sqlite3_mprintf("SELECT id, model, wfmt, bits, grp, batch, prompt, gen, prompt_tok_s, gen_tok_s, config, quant "
+                              "FROM measurements WHERE kernel = 'e2e' AND device = %Q AND (%s) ORDER BY id",
+                              dev->name, where && *where ? where : "1");
+  sqlite3_stmt *q = NULL;
+  int shown = 0;
+  if (!sql || sqlite3_prepare_v2(h, sql, -1, &q, NULL) != SQLITE_OK) { sqlite3_free(sql); return 0; }
+  static struct qsr_design_builder b;
+  static struct qsr_deploy_info info;
+  while (sqlite3_step(q) == SQLITE_ROW) {
+    const char *model = (const char *)sqlite3_column_text(q, 1), *wfmt = (const char *)sqlite3_column_text(q, 2);
+    const char *config = (const char *)sqlite3_column_text(q, 10), *quant = (const char *)sqlite3_column_text(q, 11);
+    char path[PATH_MAX], *err = NULL;
+    struct qsr_model m;
+    struct qsr_result r;
+    if (!model || qsr_spec_resolve("models", model, path, sizeof path, &err) || qsr_model_load(path, &m, &err)) {
+      free(err);
+      continue;
+    }
+    struct qsr_design d;
+    if (config && !qsr_deploy_check(config, &info, &err)) d = info.d;
+    else {
+      free(err);
+      err = NULL;
+      int f = wfmt ? qsr_wfmt_from_name(wfmt) : -1;
+      if (f < 0) continue;
+      qsr_design_begin(&b, &m);
+      b.d.weights = (struct qsr_wq){ f, sqlite3_column_int(q, 3), sqlite3_column_int(q, 4) };
+      if (qsr_design_finish(&b, &m, &err)) { free(err); continue; }
+      d = b.d;
+    }
+    free(err);
+    err = NULL;
+    d.batch = sqlite3_column_int(q, 5) > 0 ? sqlite3_column_int(q, 5) : 1;
+    d.prompt = sqlite3_column_int(q, 6) > 0 ? sqlite3_column_int(q, 6) : 1;
+    d.gen = sqlite3_column_int(q, 7) > 0 ? sqlite3_column_int(q, 7) : 1;
+    if (qsr_eval(dev, &m, &d, NULL, &r, &err) || !r.feasible) { free(err); continue; }
+    double pm = sqlite3_column_double(q, 8), gm = sqlite3_column_double(q, 9);
+    double pp = d.batch * d.prompt / (r.prefill_ms / 1e3), gp = d.batch / (r.tpot_ms / 1e3);
+    double ev[2] = { pm > 0 ? 100 * (pp - pm) / pm : NAN, gm > 0 ? 100 * (gp - gm) / gm : NAN };
+    for (int k = 0; k < 2; k++)
+      if (isfinite(ev[k])) { es->n++; es->sum_abs += fabs(ev[k]); es->within += fabs(ev[k]) <= 10; }
+    if (json) {
+      printf("%s\n    {\"measurement\": %lld, \"model\": ", shown++ ? "," : "", (long long)sqlite3_column_int64(q, 0));
+      qsr_json_str(stdout, model);
+      printf(", \"quant\": ");
+      qsr_json_str(stdout, quant ? quant : "");
+      printf(", \"batch\": %d, \"prompt\": %d, \"gen\": %d, \"prompt_tok_s\": [%.4g, %.4g], \"gen_tok_s\": [%.4g, %.4g]}",
+             d.batch, d.prompt, d.gen, pm, pp, gm, gp);
+    } else {
+      if (!shown++) printf("end to end (measured / predicted tokens/s):\n");
+      printf("  %-16s %-10s b%d p%d g%d   prompt %9.1f / %9.1f (%+.1f%%)   gen %8.2f / %8.2f (%+.1f%%)\n", model,
+             quant ? quant : "", d.batch, d.prompt, d.gen, pm, pp, ev[0], gm, gp, ev[1]);
+    }
+  }
+  sqlite3_finalize(q);
+  sqlite3_free(sql);
+  return shown;
+}
+
 int qsr_cmd_validate(int argc, char **argv) {
   const char *db = NULL, *devname = NULL, *where = NULL, *mode = "auto";
   int json = 0, nworst = 5, store = 1;
@@ -191,8 +263,16 @@ int qsr_cmd_validate(int argc, char **argv) {
     vr[n] = (struct vrow){ i, pr.us, pr.lo_us, pr.hi_us, 100 * (pr.us - m) / m, pr.source };
     n++;
   }
-  if (!n) {
-    rc = qsr_errf(&err, QSR_ERR_CONFIG, "%s: no held-out kernel calls measured on device '%s'", db, dev.name);
+  if (!n) {   /* imported end-to-end rows alone */
+    struct e2e_stats es;
+    if (json) printf("{\n  \"device\": \"%s\", \"n\": 0,\n  \"e2e_rows\": [", dev.name);
+    int k = validate_e2e(h, &dev, where, json, &es);
+    if (json) printf("\n  ],\n  \"e2e\": {\"n\": %d, \"mape_pct\": %.4g, \"within_10pct\": %.4g}\n}\n", es.n,
+                     es.n ? es.sum_abs / es.n : 0, es.n ? es.within / es.n : 0);
+    else if (k && es.n) printf("  end to end: %d throughputs, MAPE %.1f%%, %.0f%% within +-10%%\n", es.n,
+                               es.sum_abs / es.n, 100 * es.within / es.n);
+    if (!k) rc = qsr_errf(&err, QSR_ERR_CONFIG, "%s: nothing measured on device '%s' to validate (no held-out kernel "
+                                                "calls, no end-to-end rows of a bundled model)", db, dev.name);
     goto out;
   }
   int roof = !strcmp(mode, "roofline");
@@ -231,8 +311,13 @@ int qsr_cmd_validate(int argc, char **argv) {
     for (int c = 0; c < QSR_OPCLASS_COUNT; c++) if (cls_s[c].n) last = c;
     for (int c = 0; c < QSR_OPCLASS_COUNT; c++)
       if (cls_s[c].n) json_stats(qsr_opclass_name(c), &cls_s[c], c == last);
-    printf("  },\n  \"roofline\": {\"n\": %d, \"mape_pct\": %.4g, \"median_abs_pct\": %.4g, \"within_10pct\": %.4g}\n}\n",
+    printf("  },\n  \"roofline\": {\"n\": %d, \"mape_pct\": %.4g, \"median_abs_pct\": %.4g, \"within_10pct\": %.4g},\n",
            rf.n, rf.mape, rf.median, rf.within);
+    struct e2e_stats es;
+    printf("  \"e2e_rows\": [");
+    validate_e2e(h, &dev, where, 1, &es);
+    printf("\n  ],\n  \"e2e\": {\"n\": %d, \"mape_pct\": %.4g, \"within_10pct\": %.4g}\n}\n", es.n,
+           es.n ? es.sum_abs / es.n : 0, es.n ? es.within / es.n : 0);
   } else {
     printf("qsr validate: device '%s' (%s, %s), %d held-out kernel calls of %s, %d fit rows for lookup\n", dev.name,
            src, dev.eff_fitted ? "calibrated" : "NOT calibrated: run qsr calibrate first", n, db, fit.n);
@@ -257,6 +342,10 @@ int qsr_cmd_validate(int argc, char **argv) {
       printf("  %-48s measured %10.1f us  predicted %10.1f us  %+6.1f%%  (%s)\n", shape, s->median_us, sel[i].pred,
              sel[i].err, qsr_psource_name(sel[i].src));
     }
+    struct e2e_stats es;
+    if (validate_e2e(h, &dev, where, 0, &es) && es.n)
+      printf("  end to end: %d throughputs, MAPE %.1f%%, %.0f%% within +-10%%\n", es.n, es.sum_abs / es.n,
+             100 * es.within / es.n);
   }
 out:
   free(v);
