@@ -157,9 +157,9 @@ int qsr_cmd_calibrate(int argc, char **argv) {
   }
   if (json) print_json(&rep, dev.name, db, dry ? NULL : out);
   else {
-    printf("qsr calibrate: device '%s', %d fitted calls from %s (%d threads), %d parameters, %d iterations%s%s\n",
-           dev.name, n, db, set.threads, rep.n_params, rep.iterations, rep.converged ? ", converged" : ", NOT converged",
-           skipped ? "" : "");
+    printf("qsr calibrate: device '%s', %d fitted calls from %s (%d threads), %d parameters, %d iterations%s\n",
+           dev.name, n, db, set.threads, rep.n_params, rep.iterations, rep.converged ? ", converged" : ", NOT converged");
+    if (skipped) printf("  %d rows are not kernel calls the cost model knows (unknown format) and were left out\n", skipped);
     print_table(&rep);
     if (!dry) printf("wrote %s\n", out);
   }

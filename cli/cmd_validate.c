@@ -45,21 +45,17 @@ static void usage(FILE *f) {
           "  --no-store     do not write the validation table\n");
 }
 
-struct vrow { int i; double pred, lo, hi, err; int src; };
+struct vrow { int i; double pred, lo, hi, err; int src, cls; };
 
 struct stats { int n; double mape, median, within; };
 
-static void stats_of(const struct vrow *v, int n, int cls_filter, const struct qsr_kset *set,
-                     const struct qsr_device *dev, int src_filter, struct stats *s) {
+static void stats_of(const struct vrow *v, int n, int cls_filter, int src_filter, struct stats *s) {
   double *a = malloc((size_t)(n ? n : 1) * sizeof *a);
   int k = 0, w = 0;
   double sum = 0;
   for (int i = 0; i < n && a; i++) {
     if (src_filter >= 0 && v[i].src != src_filter) continue;
-    if (cls_filter >= 0) {
-      struct qsr_kop op;
-      if (qsr_kop_from_shape(dev, &set->rows[v[i].i], &op, NULL) || op.cls != cls_filter) continue;
-    }
+    if (cls_filter >= 0 && v[i].cls != cls_filter) continue;
     a[k++] = fabs(v[i].err);
     sum += fabs(v[i].err);
     w += fabs(v[i].err) <= 10;
@@ -257,10 +253,11 @@ int qsr_cmd_validate(int argc, char **argv) {
     struct qsr_prediction pa, pr;
     qsr_lookup_predict(lk, &dev, &hold.rows[i], &pa);
     qsr_lookup_predict(NULL, &dev, &hold.rows[i], &pr);
-    if (!isfinite(pr.us)) continue;   /* not a kernel call the cost model knows */
+    struct qsr_kop op;
+    if (!isfinite(pr.us) || qsr_kop_from_shape(&dev, &hold.rows[i], &op, NULL)) continue;   /* not a known call */
     double m = hold.rows[i].median_us;
-    v[n] = (struct vrow){ i, pa.us, pa.lo_us, pa.hi_us, 100 * (pa.us - m) / m, pa.source };
-    vr[n] = (struct vrow){ i, pr.us, pr.lo_us, pr.hi_us, 100 * (pr.us - m) / m, pr.source };
+    v[n] = (struct vrow){ i, pa.us, pa.lo_us, pa.hi_us, 100 * (pa.us - m) / m, pa.source, op.cls };
+    vr[n] = (struct vrow){ i, pr.us, pr.lo_us, pr.hi_us, 100 * (pr.us - m) / m, pr.source, op.cls };
     n++;
   }
   if (!n) {   /* imported end-to-end rows alone */
@@ -279,10 +276,10 @@ int qsr_cmd_validate(int argc, char **argv) {
   struct vrow *sel = roof ? vr : v;
   if (store && (rc = store_rows(h, db, dev.name, mode, &hold, sel, n, &err))) goto out;
   struct stats all, rf, src_s[QSR_PSOURCE_COUNT], cls_s[QSR_OPCLASS_COUNT];
-  stats_of(sel, n, -1, &hold, &dev, -1, &all);
-  stats_of(vr, n, -1, &hold, &dev, -1, &rf);
-  for (int s = 0; s < QSR_PSOURCE_COUNT; s++) stats_of(sel, n, -1, &hold, &dev, s, &src_s[s]);
-  for (int c = 0; c < QSR_OPCLASS_COUNT; c++) stats_of(sel, n, c, &hold, &dev, -1, &cls_s[c]);
+  stats_of(sel, n, -1, -1, &all);
+  stats_of(vr, n, -1, -1, &rf);
+  for (int s = 0; s < QSR_PSOURCE_COUNT; s++) stats_of(sel, n, -1, s, &src_s[s]);
+  for (int c = 0; c < QSR_OPCLASS_COUNT; c++) stats_of(sel, n, c, -1, &cls_s[c]);
   qsort(sel, (size_t)n, sizeof *sel, by_abs_err);
   if (nworst > n) nworst = n;
   char shape[256];

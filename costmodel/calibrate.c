@@ -70,7 +70,7 @@ int qsr_kop_from_shape(const struct qsr_device *dev, const struct qsr_kshape *s,
     double dq = qsr_wfmt_tab[f].dequant_ops;
     double T = s->tokens > 0 ? (double)s->tokens : 1;
     if ((cls == QSR_OPCLASS_GEMM || cls == QSR_OPCLASS_GEMV) && s->rows > 0 && s->cols > 0)
-      op->w_decodes = (double)s->rows * s->cols * (cls == QSR_OPCLASS_GEMV ? 1 : ceil(T / 128));
+      op->w_decodes = (double)s->rows * s->cols * (cls == QSR_OPCLASS_GEMV ? 1 : ceil(T / QSR_DEQUANT_TILE_M));
     else if (cls == QSR_OPCLASS_EMBEDDING && s->cols > 0)
       op->w_decodes = T * s->cols;
     else if (cls == QSR_OPCLASS_MOE && starts(s->kernel, "moe_experts") && dq > 0)

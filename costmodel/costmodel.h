@@ -56,6 +56,10 @@ struct qsr_wq qsr_wq_resolve(const struct qsr_design *d, int lclass, int sensiti
 ** that order of head index (head h < n[0] is dense, and so on). */
 void qsr_head_counts(const struct qsr_model *m, const struct qsr_design *d, int dense_layer, int n[3]);
 
+/* Tokens of activations that reuse one decoded weight tile in a GEMM: a
+** weight is decoded once per this many tokens. */
+#define QSR_DEQUANT_TILE_M 128.0
+
 /* Vector ops per weight element decoded in format wfmt at `bits` on this
 ** device (its calibrated figure, else the format's default), and per KV
 ** element in KV format kvfmt. dev may be NULL (defaults). */

@@ -17,7 +17,6 @@
 #include <math.h>
 #include <string.h>
 
-#define DEQUANT_TILE_M 128.0  /* rows of activations per weight-tile reuse */
 
 struct gctx {
   const struct qsr_device *dev;
@@ -58,7 +57,7 @@ static double dequant_ops(const struct gctx *c, struct qsr_wq wq, double rows, d
   if (c->d->act == QSR_ACT_INT8 && (wq.fmt == QSR_WFMT_INT || wq.fmt == QSR_WFMT_INT_SYM) && wq.bits == 8) per = 0;
   if (c->d->act == QSR_ACT_FP8 && wq.fmt == QSR_WFMT_FP8) per = 0;
   if (c->d->act != QSR_ACT_FP16 && (wq.fmt == QSR_WFMT_FP16 || wq.fmt == QSR_WFMT_BF16)) per = 1;
-  return per * rows * cols * ceil(m / DEQUANT_TILE_M);
+  return per * rows * cols * ceil(m / QSR_DEQUANT_TILE_M);
 }
 
 /* A linear layer y[m x n] = x[m x k] W^T with W in precision wq. */
