@@ -1,8 +1,9 @@
 /*
-** cmd_list.c -- `qsr list devices|models|designs|quality|keys`.
+** cmd_list.c -- `qsr list devices|models|designs|quality|fluctuation|keys`.
 */
 #include "cli/cli.h"
 #include "costmodel/costmodel.h"
+#include "sim/fluct.h"
 #include "spec/spec.h"
 #include "util/err.h"
 
@@ -46,7 +47,7 @@ static void free_stems(char **s, int n) {
 int qsr_cmd_list(int argc, char **argv) {
   const char *what = argc > 1 ? argv[1] : "";
   if (!strcmp(what, "-h") || !strcmp(what, "--help") || !*what) {
-    fprintf(*what ? stdout : stderr, "usage: qsr list devices | models | designs | quality | keys\n");
+    fprintf(*what ? stdout : stderr, "usage: qsr list devices | models | designs | quality | fluctuation | keys\n");
     return *what ? 0 : 2;
   }
   if (!strcmp(what, "keys")) {
@@ -62,9 +63,10 @@ int qsr_cmd_list(int argc, char **argv) {
     return 0;
   }
   const char *kind = !strcmp(what, "devices") ? "devices" : !strcmp(what, "models") ? "models"
-                   : !strcmp(what, "designs") ? "designs" : !strcmp(what, "quality") ? "quality" : NULL;
+                   : !strcmp(what, "designs") ? "designs" : !strcmp(what, "quality") ? "quality"
+                   : !strcmp(what, "fluctuation") ? "fluctuation" : NULL;
   if (!kind) {
-    fprintf(stderr, "qsr list: unknown list '%s' (devices, models, designs, quality, keys)\n", what);
+    fprintf(stderr, "qsr list: unknown list '%s' (devices, models, designs, quality, fluctuation, keys)\n", what);
     return 2;
   }
   char **names;
@@ -78,6 +80,8 @@ int qsr_cmd_list(int argc, char **argv) {
     printf("%-16s %-4s %9s %9s %9s %12s %10s\n", "device", "kind", "mem GB", "usable", "bw GB/s", "fp16 TFLOPS", "int8 TOPS");
   else if (!strcmp(kind, "models"))
     printf("%-16s %-8s %7s %7s %10s %8s\n", "model", "family", "layers", "hidden", "params B", "experts");
+  else if (!strcmp(kind, "fluctuation"))
+    printf("%-16s %6s %9s  %s\n", "fluctuation", "points", "period s", "description");
   for (int i = 0; i < n; i++) {
     snprintf(path, sizeof path, "%s/%s/%s.yaml", qsr_spec_config_dir(), kind, names[i]);
     int rc = 0;
@@ -94,6 +98,10 @@ int qsr_cmd_list(int argc, char **argv) {
       if (!(rc = qsr_model_load(path, &m, &err)))
         printf("%-16s %-8s %7d %7d %10.3f %8d\n", m.name, m.family ? "dit" : "decoder", m.layers, m.hidden,
                qsr_model_params(&m, NULL) / 1e9, m.experts);
+    } else if (!strcmp(kind, "fluctuation")) {
+      struct qsr_fluct f;
+      if (!(rc = qsr_fluct_load(path, &f, &err)))
+        printf("%-16s %6d %9g  %s\n", f.name, f.n, f.period_s, f.desc);
     } else {
       printf("%s\n", names[i]);
     }

@@ -1,5 +1,7 @@
 /*
-** cmd_plot.c -- `qsr plot`: gnuplot figures from a results database.
+** cmd_plot.c -- `qsr plot`: gnuplot figures from a results database:
+** sweeps (pareto, ablation, breakdown), qsr validate (validation) and
+** serving simulations (cdf, timeline; store/simstore.h).
 **
 ** Always writes OUT.dat (the data) and OUT.gp (the script) beside the
 ** image so a user can restyle; then runs gnuplot ($QSR_GNUPLOT or gnuplot
@@ -24,8 +26,8 @@
 
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: qsr plot DB --kind pareto|ablation|breakdown|validation [-o plots/NAME.png|.svg] [--sweep NAME]\n"
-          "                   [--device D]\n\n"
+          "usage: qsr plot DB --kind pareto|ablation|breakdown|validation|cdf|timeline [-o plots/NAME.png|.svg]\n"
+          "                   [--sweep NAME] [--device D] [--sim ID]\n\n"
           "  pareto     decode latency vs peak memory, colour = quality-loss proxy, the Pareto front as a\n"
           "             line, dominated points faint; one panel per (device, model)\n"
           "  ablation   the sweep's base designs (e.g. the seed's eight Q/S/R combinations) as grouped\n"
@@ -34,6 +36,11 @@ static void usage(FILE *f) {
           "  validation predicted vs measured kernel time of the last qsr validate run (its validation\n"
           "             table), log axes, y = x and +-10%% lines, colour = what produced the prediction;\n"
           "             --device picks one device when the table holds several\n"
+          "  cdf        empirical CDFs of TTFT, TPOT and end-to-end latency of the stored serving\n"
+          "             simulations (three panels, log x), one curve per simulation; --sim picks one\n"
+          "  timeline   one simulation over simulated time: output tokens/s, memory used vs available,\n"
+          "             queued and running requests, bandwidth/compute scale (when not all 1), adaptation\n"
+          "             level and expert-cache hit rate (when present); --sim ID, default the newest\n"
           "Writes NAME.dat and NAME.gp beside the image; needs gnuplot (gnuplot-nox) to render.\n");
 }
 
@@ -341,8 +348,226 @@ static int plot_validation(sqlite3 *h, const char *device, struct plot *p, char 
   return QSR_OK;
 }
 
+/* ---- serving simulations (tables of store/simstore.c) ----------------- */
+
+#define MAX_CDF_ROWS 4000  /* points per CDF curve (evenly spaced ranks) */
+#define MAX_CDF_SIMS 64
+
+/* A curve label: the run's name, else policy/batching/xRATE; no quotes or
+** control characters (it goes inside a gnuplot '...' string). */
+static void sim_label(sqlite3_stmt *q, int col0, char *out, size_t cap) {
+  const char *name = (const char *)sqlite3_column_text(q, col0);
+  if (name && *name) {
+    snprintf(out, cap, "%s", name);
+  } else {
+    const char *pol = (const char *)sqlite3_column_text(q, col0 + 1), *bat = (const char *)sqlite3_column_text(q, col0 + 2);
+    char rate[32] = "";
+    if (sqlite3_column_type(q, col0 + 3) != SQLITE_NULL) snprintf(rate, sizeof rate, "/x%g", sqlite3_column_double(q, col0 + 3));
+    snprintf(out, cap, "#%lld %s/%s%s", (long long)sqlite3_column_int64(q, 0), pol ? pol : "-", bat ? bat : "-", rate);
+  }
+  for (char *c = out; *c; c++)
+    if (*c == '\'' || (unsigned char)*c < ' ') *c = *c == '\'' ? '`' : ' ';
+}
+
+/* The simulation to show: `want`, or the newest when want < 0. */
+static int sim_pick(sqlite3 *h, int64_t want, int64_t *sid, char **err) {
+  sqlite3_stmt *q = NULL;
+  if (sqlite3_prepare_v2(h, "SELECT id FROM simulations WHERE ?1 IS NULL OR id = ?1 ORDER BY id DESC LIMIT 1", -1, &q, NULL) != SQLITE_OK)
+    return qsr_errf(err, QSR_ERR_DB, "no simulations table in the database: store a serving simulation first (qsr simulate ... -o DB)");
+  if (want >= 0) sqlite3_bind_int64(q, 1, want);
+  int found = sqlite3_step(q) == SQLITE_ROW;
+  if (found) *sid = sqlite3_column_int64(q, 0);
+  sqlite3_finalize(q);
+  if (!found && want >= 0) return qsr_errf(err, QSR_ERR_USAGE, "no simulation with id %lld in the database", (long long)want);
+  if (!found) return qsr_errf(err, QSR_ERR_DB, "no simulations in the database (the simulations table is empty)");
+  return QSR_OK;
+}
+
+/* Empirical CDFs: block 3*s + m holds simulation s's metric m, sorted, with
+** the fraction of requests at or below each value. */
+static int plot_cdf(sqlite3 *h, int64_t want, struct plot *p, char **err) {
+  static const char *const cols[3] = { "ttft_ms", "tpot_ms", "e2e_ms" };
+  static const char *const titles[3] = { "time to first token", "time per output token", "end-to-end latency" };
+  static const char *const xlabels[3] = { "TTFT, ms (log)", "TPOT, ms (log)", "arrival to last token, ms (log)" };
+  sqlite3_stmt *q = NULL, *c = NULL, *v = NULL;
+  int64_t ids[MAX_CDF_SIMS];
+  char labels[MAX_CDF_SIMS][96];
+  long long counts[MAX_CDF_SIMS][3];
+  int ns = 0, rc = QSR_OK;
+  long long total = 0;
+  if (sqlite3_prepare_v2(h, "SELECT id, name, policy, batching, rate_scale FROM simulations WHERE ?1 IS NULL OR id = ?1 ORDER BY id",
+                         -1, &q, NULL) != SQLITE_OK)
+    return qsr_errf(err, QSR_ERR_DB, "no simulations table in the database: store a serving simulation first (qsr simulate ... -o DB)");
+  if (want >= 0) sqlite3_bind_int64(q, 1, want);
+  while (sqlite3_step(q) == SQLITE_ROW) {
+    if (ns == MAX_CDF_SIMS) {
+      sqlite3_finalize(q);
+      return qsr_errf(err, QSR_ERR_USAGE, "more than %d simulations in the database: pick one with --sim ID", MAX_CDF_SIMS);
+    }
+    ids[ns] = sqlite3_column_int64(q, 0);
+    sim_label(q, 1, labels[ns], sizeof labels[ns]);
+    ns++;
+  }
+  sqlite3_finalize(q);
+  q = NULL;
+  if (!ns && want >= 0) return qsr_errf(err, QSR_ERR_USAGE, "no simulation with id %lld in the database", (long long)want);
+  if (!ns) return qsr_errf(err, QSR_ERR_DB, "no simulations in the database (the simulations table is empty)");
+  char sql[160];
+  for (int s = 0; s < ns && !rc; s++)
+    for (int m = 0; m < 3 && !rc; m++) {
+      snprintf(sql, sizeof sql, "SELECT count(*) FROM sim_requests WHERE sim_id = ?1 AND %s > 0", cols[m]);
+      if (sqlite3_prepare_v2(h, sql, -1, &c, NULL) != SQLITE_OK) {
+        rc = qsr_errf(err, QSR_ERR_DB, "no sim_requests table in the database: %s", sqlite3_errmsg(h));
+        break;
+      }
+      sqlite3_bind_int64(c, 1, ids[s]);
+      counts[s][m] = sqlite3_step(c) == SQLITE_ROW ? sqlite3_column_int64(c, 0) : 0;
+      sqlite3_finalize(c);
+      c = NULL;
+      total += counts[s][m];
+      fprintf(p->dat, "# simulation %lld (%s): %s, %lld requests with %s > 0; columns: %s, fraction <= it\n",
+              (long long)ids[s], labels[s], cols[m], counts[s][m], cols[m], cols[m]);
+      long long n = counts[s][m], stride = n > MAX_CDF_ROWS ? (n + MAX_CDF_ROWS - 1) / MAX_CDF_ROWS : 1, i = 0;
+      snprintf(sql, sizeof sql, "SELECT %s FROM sim_requests WHERE sim_id = ?1 AND %s > 0 ORDER BY %s", cols[m], cols[m], cols[m]);
+      if (n && sqlite3_prepare_v2(h, sql, -1, &v, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(v, 1, ids[s]);
+        while (sqlite3_step(v) == SQLITE_ROW) {
+          if (i % stride == 0 || i == n - 1)
+            fprintf(p->dat, "%.6g\t%.6g\n", sqlite3_column_double(v, 0), (double)(i + 1) / (double)n);
+          i++;
+        }
+      }
+      sqlite3_finalize(v);
+      v = NULL;
+      if (!i) fprintf(p->dat, "NaN\tNaN\n");   /* keep the block numbering */
+      fprintf(p->dat, "\n\n");
+    }
+  if (rc) return rc;
+  if (!total)
+    return qsr_errf(err, QSR_ERR_DB, "no requests stored for %s (the sim_requests table has no rows with latencies > 0)",
+                    want >= 0 ? "this simulation" : "any simulation");
+  gp_header(p, 1, 3, 560, 440);
+  fprintf(p->gp, "set yrange [0:1]\nset ylabel 'fraction of requests at or below x'\nset key bottom right\n");
+  for (int m = 0; m < 3; m++) {
+    int any = 0;
+    for (int s = 0; s < ns; s++) any |= counts[s][m] > 0;
+    fprintf(p->gp, "set title '%s'\nset xlabel '%s'\n", titles[m], xlabels[m]);
+    if (!any) {   /* e.g. TPOT when every request produced one token */
+      fprintf(p->gp, "unset logscale x\nset xrange [0:1]\nset label 1 'no request with %s > 0' at graph 0.5,0.5 center\n"
+                     "plot 2 notitle\nunset label 1\nset autoscale x\n", cols[m]);
+      continue;
+    }
+    fprintf(p->gp, "set logscale x\nplot ");
+    int first = 1;
+    for (int s = 0; s < ns; s++) {
+      if (!counts[s][m]) continue;
+      fprintf(p->gp, "%s'%s' index %d using 1:2 with steps lw 1.6 lt %d title '%s (n=%lld)'", first ? "" : ", \\\n     ",
+              base(p->dat_path), 3 * s + m, s % 14 + 1, labels[s], counts[s][m]);
+      first = 0;
+    }
+    fprintf(p->gp, "\n");
+  }
+  fprintf(p->gp, "unset multiplot\n");
+  return QSR_OK;
+}
+
+/* Counts down the timeline's panels; the last one gets the time axis label. */
+static void next_panel(struct plot *p, int *left) {
+  if (--*left == 0) fprintf(p->gp, "set xlabel 'simulated time, s'\n");
+}
+
+/* One simulation over simulated time: one block, one row per sample. */
+static int plot_timeline(sqlite3 *h, int64_t want, struct plot *p, int64_t *shown, char **err) {
+  sqlite3_stmt *q = NULL;
+  int64_t sid;
+  int rc = sim_pick(h, want, &sid, err);
+  if (rc) return rc;
+  *shown = sid;
+  char label[96] = "", what[200] = "";
+  if (sqlite3_prepare_v2(h, "SELECT id, name, policy, batching, rate_scale, device, model, fluctuation FROM simulations WHERE id = ?1",
+                         -1, &q, NULL) == SQLITE_OK) {
+    sqlite3_bind_int64(q, 1, sid);
+    if (sqlite3_step(q) == SQLITE_ROW) {
+      sim_label(q, 1, label, sizeof label);
+      const char *dev = (const char *)sqlite3_column_text(q, 5), *mod = (const char *)sqlite3_column_text(q, 6),
+                 *fl = (const char *)sqlite3_column_text(q, 7);
+      snprintf(what, sizeof what, "%s on %s%s%s", mod ? mod : "?", dev ? dev : "?", fl ? ", fluctuation " : "", fl ? fl : "");
+      for (char *ch = what; *ch; ch++)
+        if (*ch == '\'' || (unsigned char)*ch < ' ') *ch = ' ';
+    }
+  }
+  sqlite3_finalize(q);
+  q = NULL;
+  if (sqlite3_prepare_v2(h, "SELECT t_s, queued, running, kv_mb, mem_used_mb, mem_avail_mb, tok_s, bw_scale, compute_scale, level,"
+                            " hit_rate FROM sim_timeline WHERE sim_id = ?1 ORDER BY t_s", -1, &q, NULL) != SQLITE_OK)
+    return qsr_errf(err, QSR_ERR_DB, "no sim_timeline table in the database: %s", sqlite3_errmsg(h));
+  sqlite3_bind_int64(q, 1, sid);
+  fprintf(p->dat, "# simulation %lld (%s): %s\n# t_s\tqueued\trunning\tkv_mb\tmem_used_mb\tmem_avail_mb\ttok_s\tbw_scale"
+                  "\tcompute_scale\tlevel\thit_rate\n", (long long)sid, label, what);
+  long n = 0;
+  int any_scale = 0, any_level = 0, any_hit = 0, max_level = 0;
+  double t0 = 0, t1 = 0, max_scale = 1;
+  while (sqlite3_step(q) == SQLITE_ROW) {
+    for (int col = 0; col < 11; col++) {
+      int null = sqlite3_column_type(q, col) == SQLITE_NULL;
+      double x = sqlite3_column_double(q, col);
+      if (null) fprintf(p->dat, "%sNaN", col ? "\t" : "");
+      else fprintf(p->dat, "%s%.6g", col ? "\t" : "", x);
+      if (null) continue;
+      if ((col == 7 || col == 8) && fabs(x - 1) > 1e-9) any_scale = 1;
+      if ((col == 7 || col == 8) && x > max_scale) max_scale = x;
+      if (col == 9 && x != 0) any_level = 1;
+      if (col == 9 && x > max_level) max_level = (int)x;
+      if (col == 10) any_hit = 1;
+    }
+    fprintf(p->dat, "\n");
+    double t = sqlite3_column_double(q, 0);
+    if (!n || t < t0) t0 = t;
+    if (!n || t > t1) t1 = t;
+    n++;
+  }
+  sqlite3_finalize(q);
+  if (!n) return qsr_errf(err, QSR_ERR_DB, "simulation %lld has no timeline samples (the sim_timeline table has no rows for it)", (long long)sid);
+  if (t1 <= t0) t1 = t0 + 1;
+  int panels = 3 + any_scale + (any_level || any_hit);
+  gp_header(p, panels, 1, 960, 250);
+  const char *d = base(p->dat_path);
+  /* aligned panels on one time axis, labelled once under the last */
+  fprintf(p->gp, "set lmargin 12\nset rmargin 12\nset xrange [%g:%g]\nset key top right\nunset xlabel\n"
+                 "set offsets 0, 0, graph 0.45, 0   # headroom for the key above the data\n", t0, t1);
+  int left = panels;
+  next_panel(p, &left);
+  fprintf(p->gp, "set title 'simulation %lld: %s (%s)'\nset ylabel 'output tokens/s'\nset yrange [0:*]\n"
+                 "plot '%s' using 1:7 with lines lw 1.5 lt 1 title 'output tokens/s'\n", (long long)sid, label, what, d);
+  next_panel(p, &left);
+  fprintf(p->gp, "set title 'memory'\nset ylabel 'MB'\n"
+                 "plot '%s' using 1:5 with lines lw 1.5 lt 2 title 'used (weights, KV, activations, caches)', \\\n"
+                 "     '' using 1:4 with lines lw 1 dt 2 lt 4 title 'KV cache', \\\n"
+                 "     '' using 1:6 with steps lw 1.5 lt 3 title 'available'\n", d);
+  next_panel(p, &left);
+  fprintf(p->gp, "set title 'requests'\nset ylabel 'requests'\n"
+                 "plot '%s' using 1:2 with steps lw 1.5 lt 3 title 'queued', '' using 1:3 with steps lw 1.5 lt 5 title 'running'\n", d);
+  if (any_scale) {
+    next_panel(p, &left);
+    fprintf(p->gp, "set title 'resources (fluctuation)'\nset ylabel 'x the device'\nset yrange [0:%g]\n"
+                   "plot '%s' using 1:8 with steps lw 1.5 lt 1 title 'bandwidth scale', '' using 1:9 with steps lw 1.5 lt 2 dt 2 title 'compute scale'\n",
+            max_scale * 1.5, d);
+  }
+  if (any_level || any_hit) {
+    next_panel(p, &left);
+    fprintf(p->gp, "set title 'adaptation'\nset ylabel 'level (0 = the base design)'\nset yrange [-0.1:%g]\nset ytics 0, 1, %d\n"
+                   "set y2range [0:1.5]\nset y2label 'hit rate'\nset y2tics 0, 0.2, 1\nplot ", max_level * 1.5 + 0.6, max_level > 0 ? max_level : 1);
+    if (any_level) fprintf(p->gp, "'%s' using 1:10 with steps lw 1.5 lt 7 title 'adaptation level'%s", d, any_hit ? ", " : "");
+    if (any_hit) fprintf(p->gp, "'%s' using 1:11 axes x1y2 with lines lw 1.5 lt 6 title 'expert-cache hit rate'", d);
+    fprintf(p->gp, "\nunset y2tics\nunset y2label\n");
+  }
+  fprintf(p->gp, "unset multiplot\n");
+  return QSR_OK;
+}
+
 int qsr_cmd_plot(int argc, char **argv) {
   const char *db = NULL, *kind = NULL, *out = NULL, *sweep = NULL, *device = NULL;
+  long long sim = -1;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
@@ -350,13 +575,23 @@ int qsr_cmd_plot(int argc, char **argv) {
     if ((!strcmp(a, "-o") || !strcmp(a, "--output")) && i + 1 < argc) { out = argv[++i]; continue; }
     if (!strcmp(a, "--sweep") && i + 1 < argc) { sweep = argv[++i]; continue; }
     if (!strcmp(a, "--device") && i + 1 < argc) { device = argv[++i]; continue; }
+    if (!strcmp(a, "--sim") && i + 1 < argc) {
+      char *end;
+      sim = strtoll(argv[++i], &end, 10);
+      if (*end || end == argv[i] || sim < 1) { fprintf(stderr, "qsr plot: --sim: expected a simulation id (1, 2, ...), got '%s'\n", argv[i]); return 2; }
+      continue;
+    }
     if (a[0] == '-' || db) { fprintf(stderr, "qsr plot: unexpected '%s'\n", a); usage(stderr); return 2; }
     db = a;
   }
   if (!db || !kind) { usage(stderr); return 2; }
-  int validation = !strcmp(kind, "validation");
-  if (strcmp(kind, "pareto") && strcmp(kind, "ablation") && strcmp(kind, "breakdown") && !validation) {
-    fprintf(stderr, "qsr plot: --kind: expected pareto, ablation, breakdown or validation\n");
+  int validation = !strcmp(kind, "validation"), cdf = !strcmp(kind, "cdf"), timeline = !strcmp(kind, "timeline");
+  if (strcmp(kind, "pareto") && strcmp(kind, "ablation") && strcmp(kind, "breakdown") && !validation && !cdf && !timeline) {
+    fprintf(stderr, "qsr plot: --kind: expected pareto, ablation, breakdown, validation, cdf or timeline\n");
+    return 2;
+  }
+  if (sim >= 0 && !cdf && !timeline) {
+    fprintf(stderr, "qsr plot: --sim applies to --kind cdf and timeline\n");
     return 2;
   }
   char *err = NULL, sname[64], defout[PATH_MAX];
@@ -366,8 +601,18 @@ int qsr_cmd_plot(int argc, char **argv) {
   int rc = qsr_store_open(db, 1, &st, &err);
   if (rc) return qsr_cli_fail(rc, err);
   int64_t sid = -1;
-  if (validation) snprintf(sname, sizeof sname, "%s", device ? device : "validation");
-  else if ((rc = sweep_id(qsr_store_db(st), sweep, &sid, sname, sizeof sname, &err))) goto out;
+  if (validation) {
+    snprintf(sname, sizeof sname, "%s", device ? device : "validation");
+  } else if (cdf || timeline) {  /* plots/<db stem>[-simID]-<kind>.png */
+    const char *b = base(db);
+    int n = (int)strcspn(b, ".");
+    if ((rc = sim_pick(qsr_store_db(st), sim, &sid, &err))) goto out;   /* before any file is written */
+    if (timeline) snprintf(sname, sizeof sname, "%.*s-sim%lld", n > 40 ? 40 : n, b, (long long)sid);
+    else if (sim >= 0) snprintf(sname, sizeof sname, "%.*s-sim%lld", n > 40 ? 40 : n, b, sim);
+    else snprintf(sname, sizeof sname, "%.*s", n > 60 ? 60 : n, b);
+  } else if ((rc = sweep_id(qsr_store_db(st), sweep, &sid, sname, sizeof sname, &err))) {
+    goto out;
+  }
   if (!out) {
     mkdir("plots", 0777);
     snprintf(defout, sizeof defout, "plots/%s-%s.png", sname, kind);
@@ -383,8 +628,11 @@ int qsr_cmd_plot(int argc, char **argv) {
     rc = qsr_errf(&err, QSR_ERR_IO, "%s: cannot write", p.dat ? p.gp_path : p.dat_path);
     goto out;
   }
-  fprintf(p.gp, "# qsr plot --kind %s of %s (sweep %s). Run from this folder: gnuplot %s\n", kind, db, sname, base(p.gp_path));
+  fprintf(p.gp, "# qsr plot --kind %s of %s (%s %s). Run from this folder: gnuplot %s\n", kind, db,
+          cdf || timeline ? "simulations" : validation ? "device" : "sweep", sname, base(p.gp_path));
   if (validation) rc = plot_validation(qsr_store_db(st), device, &p, &err);
+  else if (cdf) rc = plot_cdf(qsr_store_db(st), sim, &p, &err);
+  else if (timeline) rc = plot_timeline(qsr_store_db(st), sid, &p, &sid, &err);
   else if (!strcmp(kind, "pareto")) rc = plot_pareto(qsr_store_db(st), sid, sname, &p, &err);
   else if (!strcmp(kind, "ablation")) rc = plot_ablation(qsr_store_db(st), sid, sname, &p, &err);
   else rc = plot_breakdown(qsr_store_db(st), sid, sname, &p, &err);

@@ -68,4 +68,11 @@ int qsr_sweep_load_text(const char *origin, char *text, struct qsr_sweep *sw, ch
 int qsr_spec_resolve(const char *kind, const char *name, char *out, size_t cap, char **err);
 const char *qsr_spec_config_dir(void);
 
+/* Loads a resource fluctuation trace (sim/fluct.h) from
+** configs/fluctuation/NAME.yaml (kind "fluctuation" for qsr_spec_resolve):
+** points in time order from t_s 0, scales in (0, 4], mem_gb > 0 or absent
+** (-1); name = the file stem. Format and checks: spec/fluct_spec.c. */
+struct qsr_fluct;
+int qsr_fluct_load(const char *path, struct qsr_fluct *f, char **err);
+
 #endif
