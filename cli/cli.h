@@ -48,6 +48,7 @@ void qsr_cli_revision(char *buf, size_t n);
 
 int qsr_cmd_calibrate(int argc, char **argv);
 int qsr_cmd_validate(int argc, char **argv);
+int qsr_cmd_simulate(int argc, char **argv);
 
 /* Loads a device by name or path into *dev and its file path into path;
 ** "host" is this machine, measured and cached on first use (cli/host.c). */

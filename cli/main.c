@@ -17,13 +17,14 @@ static const struct {
   { "sweep", qsr_cmd_sweep, "evaluate a design space into SQLite (resumable, shardable)" },
   { "merge", qsr_cmd_merge, "combine shard databases of the same sweep" },
   { "pareto", qsr_cmd_pareto, "Pareto-optimal designs from a results database" },
-  { "plot", qsr_cmd_plot, "gnuplot figures: pareto, ablation, breakdown" },
+  { "plot", qsr_cmd_plot, "gnuplot figures: pareto, ablation, breakdown, validation, cdf, timeline" },
   { "deploy", qsr_cmd_deploy, "write (or --check) the deployment config of a chosen design" },
   { "bench", qsr_cmd_bench, "time the C kernels on this machine into a measurements table" },
   { "calibrate", qsr_cmd_calibrate, "fit a device's efficiency parameters to measured kernel calls" },
   { "validate", qsr_cmd_validate, "predicted vs measured on held-out kernel calls" },
   { "import", qsr_cmd_import, "read llama-bench or CSV end-to-end measurements into a measurements table" },
   { "run", qsr_cmd_run, "run a deployment config on this machine's kernels; measured vs predicted" },
+  { "simulate", qsr_cmd_simulate, "replay a request trace through a simulated serving engine" },
 };
 
 static void usage(FILE *f) {
@@ -32,7 +33,7 @@ static void usage(FILE *f) {
           "gives the lowest latency and memory at acceptable quality on a device.\n\n"
           "usage: qsr COMMAND [options]   (qsr COMMAND --help for each)\n\ncommands:\n",
           QSR_VERSION);
-  for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) fprintf(f, "  %-9s %s\n", cmds[i].name, cmds[i].help);
+  for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) fprintf(f, "  %-10s %s\n", cmds[i].name, cmds[i].help);
   fprintf(f,
           "\nexamples:\n"
           "  qsr list devices\n"

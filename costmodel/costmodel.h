@@ -90,4 +90,65 @@ double qsr_moe_dropped_frac(int experts, const double *pop, int n_pop,
 /* P(k = j) for j = 0..kmax under the design's routing; returns mean k. */
 double qsr_route_kdist(const struct qsr_design *d, int top_k, double *pk, int kmax_cap);
 
+/* ---- serving iterations (costmodel/step.c) -------------------------------
+** One batched forward pass of a serving engine, costed in parts so that a
+** simulator can tabulate what repeats: the per-token ops of T tokens (embedding,
+** norms, QKV, attention output, dense FFN or router, residual: linear in
+** nothing but T), the head for `rows` logit rows, attention summed over the
+** sequences of the batch (each a decode token at context L or a prefill chunk
+** of n tokens after p cached), and the expert FFN per MoE layer for the
+** assignments and distinct experts the batch actually has. A pass is
+**   body(T) + head(rows) + sum_g attn(g, work summed over sequences)
+**   + sum_layers experts(A_l, D_l) + sync
+** which for one sequence equals qsr_eval's prefill pass or decode step.
+** cscale / bscale multiply the power mode's clocks (resource fluctuation). */
+
+struct qsr_work {             /* one op's work, summed over sequences */
+  double flops;               /* matrix flops */
+  double vec_ops;             /* vector ops */
+  double bytes;               /* DRAM bytes */
+};
+
+#define QSR_STEP_GROUPS 4
+
+struct qsr_step {
+  const struct qsr_device *dev;
+  const struct qsr_model *m;
+  const struct qsr_design *d;  /* the design; must outlive the step */
+  struct qsr_routing r;
+  double cscale, bscale;      /* the design's power mode */
+  int n_groups;               /* layer groups: (sensitive, dense-attention) pairs present */
+  int g_layers[QSR_STEP_GROUPS];
+  int g_sens[QSR_STEP_GROUPS];
+  int g_dense[QSR_STEP_GROUPS];
+  int8_t layer_group[QSR_MAX_LAYERS]; /* group of each layer */
+  double weight_bytes;        /* every weight as stored */
+  double expert_bytes[QSR_STEP_GROUPS]; /* one expert's weights in a layer of group g */
+  double sync_ms;             /* per pass */
+};
+
+/* Prepares a step for (dev, m, d): checks the design (decoder models only;
+** power mode known). Returns QSR_OK or QSR_ERR_CONFIG with *err. */
+int qsr_step_init(struct qsr_step *s, const struct qsr_device *dev, const struct qsr_model *m,
+                  const struct qsr_design *d, char **err);
+/* Embedding and every layer's per-token ops for T tokens (ms). */
+double qsr_step_body_ms(const struct qsr_step *s, double cscale, double bscale, double T);
+/* Final norm + lm_head for `rows` sequences (ms). */
+double qsr_step_head_ms(const struct qsr_step *s, double cscale, double bscale, double rows);
+/* Adds one sequence's attention work in one layer of group g: a decode
+** token at context p (n = 0) or n prompt tokens after p cached. */
+void qsr_step_attn_work(const struct qsr_step *s, int g, double p, double n, struct qsr_work *w);
+/* Attention of all layers of group g for the summed work (ms). */
+double qsr_step_attn_ms(const struct qsr_step *s, double cscale, double bscale, int g, const struct qsr_work *w,
+                        int decode);
+/* Expert FFN of one layer of group g: A assignments over D distinct experts (ms). */
+double qsr_step_experts_ms(const struct qsr_step *s, double cscale, double bscale, int g, double A, double D);
+/* The cost model's expectation for T tokens in a layer: assignments kept
+** (after capacity drops) and distinct experts. */
+void qsr_step_experts_expect(const struct qsr_step *s, double T, double *A, double *D);
+/* KV-cache bytes of one sequence at context ctx. */
+double qsr_step_kv_bytes(const struct qsr_step *s, double ctx);
+/* Activation workspace of a pass of T tokens and `rows` logit rows. */
+double qsr_step_act_bytes(const struct qsr_step *s, double T, double rows);
+
 #endif

@@ -22,25 +22,25 @@ struct clock {
   double cscale, bscale, power_w;
 };
 
-static void mode_scales(const struct qsr_device *dev, const struct qsr_design *d, struct clock *k, char **err, int *rc) {
-  k->cscale = k->bscale = 1;
-  k->power_w = dev->tdp_w;
+int qsr_mode_scales(const struct qsr_device *dev, const struct qsr_design *d, double *cscale, double *bscale,
+                    double *power_w, char **err) {
+  *cscale = *bscale = 1;
+  *power_w = dev->tdp_w;
   int mi = dev->default_mode;
   if (d->power_mode[0]) {
     mi = -1;
     for (int i = 0; i < dev->n_modes; i++)
       if (!strcmp(dev->modes[i].name, d->power_mode)) mi = i;
-    if (mi < 0) {
-      *rc = qsr_errf(err, QSR_ERR_CONFIG, "runtime.power_mode: '%s' is not a power mode of %s%s",
-                     d->power_mode, dev->name, dev->n_modes ? "" : " (it has none)");
-      return;
-    }
+    if (mi < 0)
+      return qsr_errf(err, QSR_ERR_CONFIG, "runtime.power_mode: '%s' is not a power mode of %s%s",
+                      d->power_mode, dev->name, dev->n_modes ? "" : " (it has none)");
   }
   if (mi >= 0) {
-    k->cscale = dev->modes[mi].compute_scale;
-    k->bscale = dev->modes[mi].bw_scale;
-    if (dev->modes[mi].power_w > 0) k->power_w = dev->modes[mi].power_w;
+    *cscale = dev->modes[mi].compute_scale;
+    *bscale = dev->modes[mi].bw_scale;
+    if (dev->modes[mi].power_w > 0) *power_w = dev->modes[mi].power_w;
   }
+  return QSR_OK;
 }
 
 struct opcost { double ms, c, m, o, util; int bound; };
@@ -78,6 +78,13 @@ static void cost_op(const struct qsr_device *dev, const struct clock *k, const s
   int cls = qsr_op_class(op->kind);
   if (cls == QSR_OPCLASS_GEMM && op->gemv) cls = QSR_OPCLASS_GEMV;
   roofline(dev, k, cls, op->flops, op->vec_ops, op->bytes, op->mm_peak, op->parts, op->launches, oc);
+}
+
+double qsr_op_ms(const struct qsr_device *dev, double cscale, double bscale, const struct qsr_op *op) {
+  struct clock k = { cscale, bscale, dev->tdp_w };
+  struct opcost oc;
+  cost_op(dev, &k, op, &oc);
+  return oc.ms;
 }
 
 _Static_assert(QSR_DECODE_FMTS == QSR_WFMT_COUNT, "struct qsr_device decode_ops rows");
@@ -143,7 +150,7 @@ double qsr_model_params(const struct qsr_model *m, double *active) {
 }
 
 /* KV-cache bytes for batch x context, per-head types respected. */
-static double kv_bytes(const struct qsr_model *m, const struct qsr_design *d, double ctx, unsigned *notes) {
+double qsr_kv_bytes(const struct qsr_model *m, const struct qsr_design *d, double ctx, double batch, unsigned *notes) {
   double vb = qsr_kv_vec_bytes(d->kv, (uint32_t)m->head_dim);
   double total = 0;
   int H = m->heads, KV = m->kv_heads, grp = H / KV;
@@ -168,18 +175,17 @@ static double kv_bytes(const struct qsr_model *m, const struct qsr_design *d, do
     }
     total += layer * nlayers;
   }
-  return total * d->batch;
+  return total * batch;
 }
 
-/* Activations and workspace at the widest point of a pass (flash attention,
-** no score matrix), plus fp32 logits. */
-static double act_bytes(const struct qsr_model *m, const struct qsr_design *d, const struct qsr_routing *r) {
-  double T = (double)d->batch * (m->family == QSR_FAMILY_DIT ? m->dit_tokens : d->prompt);
+/* Activations and workspace at the widest point of a pass of T tokens
+** (flash attention, no score matrix), plus fp32 logits of `rows` rows. */
+double qsr_act_bytes(const struct qsr_model *m, const struct qsr_routing *r, double T, double rows) {
   double h = m->hidden, f = m->ffn;
   int gated = m->ffn_act == QSR_FFNACT_SWIGLU;
   if (r->on) f = r->ffn * r->kmax;
   double per_tok = 2.0 * (3 * h + (m->heads + 2.0 * m->kv_heads) * m->head_dim + (gated ? 2 : 1) * f);
-  double logits = m->family == QSR_FAMILY_DIT ? 0 : 4.0 * d->batch * m->vocab;
+  double logits = m->family == QSR_FAMILY_DIT ? 0 : 4.0 * rows * m->vocab;
   return T * per_tok + logits;
 }
 
@@ -188,8 +194,7 @@ int qsr_eval(const struct qsr_device *dev, const struct qsr_model *m, const stru
   int rc = qsr_design_check(m, d, err);
   if (rc) return rc;
   struct clock clk;
-  mode_scales(dev, d, &clk, err, &rc);
-  if (rc) return rc;
+  if ((rc = qsr_mode_scales(dev, d, &clk.cscale, &clk.bscale, &clk.power_w, err))) return rc;
   memset(res, 0, sizeof *res);
   res->feasible = 1;
   res->offload_tier = -1;
@@ -218,8 +223,8 @@ int qsr_eval(const struct qsr_device *dev, const struct qsr_model *m, const stru
   res->params_b = ps.total / 1e9;
   res->active_params_b = ps.active / 1e9;
   res->avg_weight_bits = ws.code_params > 0 ? ws.bits_x_params / ws.code_params : 0;
-  double kvb = dit ? 0 : kv_bytes(m, d, ctx, &res->notes);
-  double actb = act_bytes(m, d, &r);
+  double kvb = dit ? 0 : qsr_kv_bytes(m, d, ctx, d->batch, &res->notes);
+  double actb = qsr_act_bytes(m, &r, (double)d->batch * (dit ? m->dit_tokens : d->prompt), d->batch);
   res->mem_weights_mb = ws.bytes / 1e6;
   res->mem_kv_mb = kvb / 1e6;
   res->mem_act_mb = actb / 1e6;

@@ -27,6 +27,8 @@ struct gctx {
   double act_bytes;           /* bytes per activation element */
   int mm_peak;                /* peak used by GEMM flops */
   double act_quant_ops;       /* vector ops per activation element for int8/fp8 */
+  unsigned emit;              /* QSR_EMIT_* bits: the parts of a pass to emit */
+  double head_rows;           /* rows of the final norm + lm_head (sequences) */
 };
 
 static struct qsr_op *push(struct gctx *c, int kind, int phase, double count) {
@@ -118,15 +120,15 @@ static double local_span(const struct gctx *c, double L) {
   return w < s ? w : s;
 }
 
-/* Decode attention for one layer group at context L (per sequence). */
-static void attn_decode(struct gctx *c, double count, int dense_layer, double L) {
+/* Decode attention work of one sequence in one layer at context L. */
+static void attn_decode_work(const struct gctx *c, int dense_layer, double L, struct qsr_work *w) {
   const struct qsr_model *m = c->m;
   const struct qsr_design *d = c->d;
   int n[HT_COUNT];
   head_counts(c, dense_layer, n);
   int H = m->heads, KV = m->kv_heads, grp = H / KV;
   double hd = m->head_dim, vb = qsr_kv_vec_bytes(d->kv, (uint32_t)m->head_dim);
-  double B = d->batch, k = d->topk < L ? d->topk : L, P = d->page;
+  double k = d->topk < L ? d->topk : L, P = d->page;
   double kpos_t[HT_COUNT], vpos_t[HT_COUNT], fl_t[HT_COUNT];
   double span = dense_span(c, L), loc = local_span(c, L);
   kpos_t[HT_DENSE] = vpos_t[HT_DENSE] = span;
@@ -143,7 +145,7 @@ static void attn_decode(struct gctx *c, double count, int dense_layer, double L)
     vpos_t[HT_TOPK] = k;
     fl_t[HT_TOPK] = 4 * pages * hd + 4 * k * hd;
   }
-  double bytes = 0, flops = 0, reads = 0;
+  double flops = 0, reads = 0;
   for (int kv = 0; kv < KV; kv++) {
     int has[HT_COUNT] = { 0, 0, 0 };
     for (int h = kv * grp; h < (kv + 1) * grp; h++) {
@@ -158,66 +160,75 @@ static void attn_decode(struct gctx *c, double count, int dense_layer, double L)
     if (vp > span) vp = span;
     reads += kp + vp;
   }
-  bytes = reads * vb + 2 * H * hd * c->act_bytes + 2 * KV * vb;  /* KV read, q/o, new K/V write */
-  struct qsr_op *o = push(c, QSR_OP_ATTN, QSR_PHASE_DECODE, count);
-  o->flops = B * flops;
-  o->bytes = B * bytes;
-  o->vec_ops = B * (5.0 * flops / (4 * hd) + qsr_kv_decode_ops(c->dev, d->kv) * reads * hd +
-                    n[HT_TOPK] * span);  /* softmax, KV dequant, top-k selection */
-  o->mm_peak = qsr_fp16_peak(c->dev);
-  o->launches = 2;  /* split-context kernel + reduction */
+  w->flops += flops;
+  w->bytes += reads * vb + 2 * H * hd * c->act_bytes + 2 * KV * vb;  /* KV read, q/o, new K/V write */
+  w->vec_ops += 5.0 * flops / (4 * hd) + qsr_kv_decode_ops(c->dev, d->kv) * reads * hd +
+                n[HT_TOPK] * span;  /* softmax, KV dequant, top-k selection */
 }
 
-/* Prefill attention for one layer group over a prompt of P tokens. */
-static void attn_prefill(struct gctx *c, double count, int dense_layer, double Ptok) {
+static void push_attn(struct gctx *c, int phase, double count, const struct qsr_work *w) {
+  struct qsr_op *o = push(c, QSR_OP_ATTN, phase, count);
+  o->flops = w->flops;
+  o->bytes = w->bytes;
+  o->vec_ops = w->vec_ops;
+  o->mm_peak = qsr_fp16_peak(c->dev);
+  o->launches = phase == QSR_PHASE_DECODE ? 2 : 1;  /* decode: split-context kernel + reduction */
+}
+
+/* Decode attention for one layer group at context L, batch sequences. */
+static void attn_decode(struct gctx *c, double count, int dense_layer, double L) {
+  struct qsr_work w = { 0, 0, 0 };
+  attn_decode_work(c, dense_layer, L, &w);
+  w.flops *= c->d->batch;
+  w.bytes *= c->d->batch;
+  w.vec_ops *= c->d->batch;
+  push_attn(c, QSR_PHASE_DECODE, count, &w);
+}
+
+/* Prefill attention work of one sequence in one layer: n new tokens after
+** p already in the cache (p = 0: a whole prompt of n tokens). */
+static void attn_chunk_work(const struct gctx *c, int dense_layer, double p, double n_tok, struct qsr_work *w) {
   const struct qsr_model *m = c->m;
   const struct qsr_design *d = c->d;
   int n[HT_COUNT];
   head_counts(c, dense_layer, n);
-  double hd = m->head_dim, vb = qsr_kv_vec_bytes(d->kv, (uint32_t)m->head_dim), B = d->batch;
+  double hd = m->head_dim, vb = qsr_kv_vec_bytes(d->kv, (uint32_t)m->head_dim);
   double sw = m->sliding_window > 0 ? m->sliding_window : 0;
   double wl = d->window;
   if (sw > 0 && sw < wl) wl = sw;
-  double keys_dense = causal_keys(Ptok, sw), keys_loc = causal_keys(Ptok, wl), keys_k = causal_keys(Ptok, d->topk);
+  double e = p + n_tok;
+  double keys_dense = causal_keys(e, sw) - causal_keys(p, sw), keys_loc = causal_keys(e, wl) - causal_keys(p, wl),
+         keys_k = causal_keys(e, d->topk) - causal_keys(p, d->topk);
   double fl = n[HT_DENSE] * 4 * hd * keys_dense + n[HT_LOCAL] * 4 * hd * keys_loc;
   if (d->selection == QSR_SEL_EXACT) fl += n[HT_TOPK] * (2 * hd * keys_dense + 2 * hd * keys_k);
   else fl += n[HT_TOPK] * (4 * hd * keys_dense / d->page + 4 * hd * keys_k);
-  if (m->family == QSR_FAMILY_DIT) fl *= 2 * Ptok / (Ptok + 1);  /* non-causal: every query sees all keys */
-  struct qsr_op *o = push(c, QSR_OP_ATTN, QSR_PHASE_PREFILL, count);
-  o->flops = B * fl;
-  /* flash-style: Q, K, V read once, O written once, K/V written to the cache */
-  o->bytes = B * Ptok * (2 * m->heads * hd * 2 + m->kv_heads * 2 * hd * 2 + m->kv_heads * 2 * vb);
-  o->vec_ops = B * 5 * fl / (4 * hd);
-  o->mm_peak = qsr_fp16_peak(c->dev);
+  if (m->family == QSR_FAMILY_DIT) fl *= 2 * n_tok / (n_tok + 1);  /* non-causal: every query sees all keys */
+  w->flops += fl;
+  /* flash-style: Q, K, V read once, O written once, K/V written to the cache;
+  ** the p cached positions' K/V read once */
+  double span = sw > 0 && sw < p ? sw : p;
+  w->bytes += n_tok * (2 * m->heads * hd * 2 + m->kv_heads * 2 * hd * 2 + m->kv_heads * 2 * vb) +
+              span * m->kv_heads * 2 * vb;
+  w->vec_ops += 5 * fl / (4 * hd) + (p > 0 ? qsr_kv_decode_ops(c->dev, d->kv) * span * m->kv_heads * 2 * hd : 0);
 }
 
-/* FFN for one layer group, dense or routed. T tokens in this pass. */
-static void ffn(struct gctx *c, int phase, double count, double T, int sens) {
+/* Prefill attention for one layer group over a prompt of P tokens. */
+static void attn_prefill(struct gctx *c, double count, int dense_layer, double Ptok) {
+  struct qsr_work w = { 0, 0, 0 };
+  attn_chunk_work(c, dense_layer, 0, Ptok, &w);
+  w.flops *= c->d->batch;
+  w.bytes *= c->d->batch;
+  w.vec_ops *= c->d->batch;
+  push_attn(c, QSR_PHASE_PREFILL, count, &w);
+}
+
+/* The grouped expert FFN of one MoE layer: A token-expert assignments over
+** D distinct experts. */
+static void expert_op(struct gctx *c, int phase, double count, double A, double D, int sens) {
   const struct qsr_model *m = c->m;
   const struct qsr_design *d = c->d;
-  const struct qsr_routing *r = c->r;
   int gated = m->ffn_act == QSR_FFNACT_SWIGLU;
-  double h = m->hidden;
-  if (!r->on) {
-    linear(c, QSR_OP_FFN_UP, phase, count, T, m->ffn, h, qsr_wq_resolve(d, QSR_LCLASS_FFN_UP, sens));
-    if (gated) linear(c, QSR_OP_FFN_UP, phase, count, T, m->ffn, h, qsr_wq_resolve(d, QSR_LCLASS_FFN_GATE, sens));
-    elementwise(c, QSR_OP_FFN_ACT, phase, count, T * m->ffn, gated ? 3 : 2, gated ? 6 : 8);
-    linear(c, QSR_OP_FFN_DOWN, phase, count, T, h, m->ffn, qsr_wq_resolve(d, QSR_LCLASS_FFN_DOWN, sens));
-    return;
-  }
-  int E = r->experts;
-  double fe = r->ffn, nmat = gated ? 3 : 2;
-  /* router: logits, softmax, top-k, capacity bookkeeping */
-  linear(c, QSR_OP_ROUTER, phase, count, T, E, h, qsr_wq_resolve(d, QSR_LCLASS_ROUTER, sens));
-  c->g->ops[c->g->n - 1].vec_ops += T * E * 4;
-  double drop = qsr_moe_dropped_frac(E, d->n_popularity ? d->popularity : NULL, d->n_popularity,
-                                     r->pk, r->kmax, T, d->capacity);
-  double D = qsr_moe_distinct_experts(E, d->n_popularity ? d->popularity : NULL, d->n_popularity,
-                                      r->pk, r->kmax, T);
-  if (phase == QSR_PHASE_PREFILL) c->g->dropped_frac = drop;
-  else c->g->experts_touched = D;
-  if (drop > 1e-4) c->g->notes |= QSR_NOTE_DROPPED;
-  double A = T * r->k_mean * (1 - drop);  /* token-expert assignments computed */
+  double h = m->hidden, fe = c->r->ffn, nmat = gated ? 3 : 2;
   /* expert precision: `experts` override, else the FFN rules */
   struct qsr_wq wu = qsr_wq_resolve(d, QSR_LCLASS_EXPERTS, sens), wg = wu, wd = wu;
   if (!d->layer[QSR_LCLASS_EXPERTS].bits && !sens) {
@@ -238,17 +249,55 @@ static void ffn(struct gctx *c, int phase, double count, double T, int sens) {
   o->launches = 3;
 }
 
+/* FFN for one layer group, dense or routed. T tokens in this pass. */
+static void ffn(struct gctx *c, int phase, double count, double T, int sens) {
+  const struct qsr_model *m = c->m;
+  const struct qsr_design *d = c->d;
+  const struct qsr_routing *r = c->r;
+  int gated = m->ffn_act == QSR_FFNACT_SWIGLU;
+  double h = m->hidden;
+  int body = c->emit & QSR_EMIT_BODY;
+  if (!r->on) {
+    if (!body) return;
+    linear(c, QSR_OP_FFN_UP, phase, count, T, m->ffn, h, qsr_wq_resolve(d, QSR_LCLASS_FFN_UP, sens));
+    if (gated) linear(c, QSR_OP_FFN_UP, phase, count, T, m->ffn, h, qsr_wq_resolve(d, QSR_LCLASS_FFN_GATE, sens));
+    elementwise(c, QSR_OP_FFN_ACT, phase, count, T * m->ffn, gated ? 3 : 2, gated ? 6 : 8);
+    linear(c, QSR_OP_FFN_DOWN, phase, count, T, h, m->ffn, qsr_wq_resolve(d, QSR_LCLASS_FFN_DOWN, sens));
+    return;
+  }
+  int E = r->experts;
+  /* router: logits, softmax, top-k, capacity bookkeeping */
+  if (body) {
+    linear(c, QSR_OP_ROUTER, phase, count, T, E, h, qsr_wq_resolve(d, QSR_LCLASS_ROUTER, sens));
+    c->g->ops[c->g->n - 1].vec_ops += T * E * 4;
+  }
+  double drop = qsr_moe_dropped_frac(E, d->n_popularity ? d->popularity : NULL, d->n_popularity,
+                                     r->pk, r->kmax, T, d->capacity);
+  double D = qsr_moe_distinct_experts(E, d->n_popularity ? d->popularity : NULL, d->n_popularity,
+                                      r->pk, r->kmax, T);
+  if (phase == QSR_PHASE_PREFILL) c->g->dropped_frac = drop;
+  else c->g->experts_touched = D;
+  if (drop > 1e-4) c->g->notes |= QSR_NOTE_DROPPED;
+  double A = T * r->k_mean * (1 - drop);  /* token-expert assignments computed */
+  if (c->emit & QSR_EMIT_EXPERTS) expert_op(c, phase, count, A, D, sens);
+}
+
 /* One decoder or DiT block group. T tokens per pass; L contexts for decode. */
 static void block_group(struct gctx *c, int phase, double count, double T, int sens, int dense) {
   const struct qsr_model *m = c->m;
   const struct qsr_design *d = c->d;
   double h = m->hidden, hd = m->head_dim;
-  if (m->family == QSR_FAMILY_DIT && m->dit_adaln)
+  int body = c->emit & QSR_EMIT_BODY;
+  if (body && m->family == QSR_FAMILY_DIT && m->dit_adaln)
     linear(c, QSR_OP_ADALN, phase, count, d->batch, 6 * h, h, qsr_wq_resolve(d, QSR_LCLASS_ADALN, sens));
-  elementwise(c, QSR_OP_NORM, phase, 2 * count, T * h, 2, m->family == QSR_FAMILY_DIT ? 8 : 5);
-  linear(c, QSR_OP_QKV, phase, count, T, (m->heads + 2.0 * m->kv_heads) * hd, h,
-         qsr_wq_resolve(d, QSR_LCLASS_ATTN_QKV, sens));
-  if (phase == QSR_PHASE_PREFILL) {
+  if (body) {
+    elementwise(c, QSR_OP_NORM, phase, 2 * count, T * h, 2, m->family == QSR_FAMILY_DIT ? 8 : 5);
+    linear(c, QSR_OP_QKV, phase, count, T, (m->heads + 2.0 * m->kv_heads) * hd, h,
+           qsr_wq_resolve(d, QSR_LCLASS_ATTN_QKV, sens));
+  }
+  if (!(c->emit & QSR_EMIT_ATTN)) {
+    /* the caller costs attention per sequence (qsr_step_attn_*) */
+  } else if (phase == QSR_PHASE_PREFILL) {
     attn_prefill(c, count, dense, m->family == QSR_FAMILY_DIT ? m->dit_tokens : d->prompt);
   } else {
     double L0 = d->prompt + 1.0, L1 = (double)d->prompt + d->gen, Lm = (L0 + L1) / 2;
@@ -256,10 +305,12 @@ static void block_group(struct gctx *c, int phase, double count, double T, int s
     attn_decode(c, count * 4 / 6, dense, Lm);
     attn_decode(c, count / 6, dense, L1);
   }
-  linear(c, QSR_OP_ATTN_OUT, phase, count, T, h, m->heads * hd, qsr_wq_resolve(d, QSR_LCLASS_ATTN_OUT, sens));
+  if (body) linear(c, QSR_OP_ATTN_OUT, phase, count, T, h, m->heads * hd, qsr_wq_resolve(d, QSR_LCLASS_ATTN_OUT, sens));
   ffn(c, phase, count, T, sens);
-  elementwise(c, QSR_OP_RESIDUAL, phase, 2 * count, T * h, 3, 1);
-  c->g->ops[c->g->n - 1].launches = 0;  /* fused into the next norm (fused add + RMSNorm) */
+  if (body) {
+    elementwise(c, QSR_OP_RESIDUAL, phase, 2 * count, T * h, 3, 1);
+    c->g->ops[c->g->n - 1].launches = 0;  /* fused into the next norm (fused add + RMSNorm) */
+  }
 }
 
 int qsr_fp16_peak(const struct qsr_device *dev) {
@@ -305,25 +356,40 @@ static void ends(struct gctx *c, int phase, double T) {
     linear(c, QSR_OP_LM_HEAD, phase, 1, T, m->dit_patch_out, h, wh);
     return;
   }
-  struct qsr_op *o = push(c, QSR_OP_EMBED, phase, 1);
-  o->bytes = T * (wq_bytes(we, 1, h) + h * 2);
-  o->vec_ops = T * h * qsr_decode_ops(c->dev, we.fmt, we.bits);
-  elementwise(c, QSR_OP_NORM, phase, 1, B * h, 2, 5);   /* final norm: last tokens only */
-  struct qsr_wq wh = m->tie_embeddings ? we : qsr_wq_resolve(d, QSR_LCLASS_LM_HEAD, 0);
-  linear(c, QSR_OP_LM_HEAD, phase, 1, B, m->vocab, h, wh);
+  if (c->emit & QSR_EMIT_BODY) {
+    struct qsr_op *o = push(c, QSR_OP_EMBED, phase, 1);
+    o->bytes = T * (wq_bytes(we, 1, h) + h * 2);
+    o->vec_ops = T * h * qsr_decode_ops(c->dev, we.fmt, we.bits);
+  }
+  if (c->emit & QSR_EMIT_HEAD) {
+    double rows = c->head_rows;
+    elementwise(c, QSR_OP_NORM, phase, 1, rows * h, 2, 5);   /* final norm: last tokens only */
+    struct qsr_wq wh = m->tie_embeddings ? we : qsr_wq_resolve(d, QSR_LCLASS_LM_HEAD, 0);
+    linear(c, QSR_OP_LM_HEAD, phase, 1, rows, m->vocab, h, wh);
+  }
 }
 
-void qsr_graph_build(const struct qsr_device *dev, const struct qsr_model *m, const struct qsr_design *d,
-                     const struct qsr_routing *r, struct qsr_graph *g) {
-  struct gctx c = { dev, m, d, r, g, 2, 0, 0 };
+static void graph_begin(struct gctx *c, struct qsr_graph *g) {
   g->n = 0;
   g->notes = 0;
   g->dropped_frac = 0;
   g->experts_touched = 0;
-  g->k_mean = r->k_mean;
-  pick_peak(&c);
-  int cnt[2][2] = { { 0, 0 }, { 0, 0 } };  /* [sensitive][dense] */
+  g->k_mean = c->r->k_mean;
+  pick_peak(c);
+}
+
+/* Layer counts per group [sensitive][dense]. */
+static void layer_groups(const struct qsr_model *m, const struct qsr_design *d, int cnt[2][2]) {
+  cnt[0][0] = cnt[0][1] = cnt[1][0] = cnt[1][1] = 0;
   for (int l = 0; l < m->layers; l++) cnt[d->sensitive_layer[l] ? 1 : 0][d->dense_layer[l] ? 1 : 0]++;
+}
+
+void qsr_graph_build(const struct qsr_device *dev, const struct qsr_model *m, const struct qsr_design *d,
+                     const struct qsr_routing *r, struct qsr_graph *g) {
+  struct gctx c = { dev, m, d, r, g, 2, 0, 0, QSR_EMIT_ALL, d->batch };
+  graph_begin(&c, g);
+  int cnt[2][2];
+  layer_groups(m, d, cnt);
   int nph = m->family == QSR_FAMILY_DIT ? 1 : 2;
   for (int ph = 0; ph < nph; ph++) {
     double T = ph == QSR_PHASE_PREFILL
@@ -334,6 +400,40 @@ void qsr_graph_build(const struct qsr_device *dev, const struct qsr_model *m, co
       for (int dn = 0; dn < 2; dn++)
         if (cnt[s][dn]) block_group(&c, ph, cnt[s][dn], T, s, dn);
   }
+}
+
+void qsr_graph_build_pass(const struct qsr_device *dev, const struct qsr_model *m, const struct qsr_design *d,
+                          const struct qsr_routing *r, double T, double rows, unsigned emit, struct qsr_graph *g) {
+  struct gctx c = { dev, m, d, r, g, 2, 0, 0, emit, rows };
+  graph_begin(&c, g);
+  QSR_ASSERT(m->family == QSR_FAMILY_DECODER);
+  int cnt[2][2];
+  layer_groups(m, d, cnt);
+  int ph = T > rows ? QSR_PHASE_PREFILL : QSR_PHASE_DECODE;
+  ends(&c, ph, T);
+  if (emit & (QSR_EMIT_BODY | QSR_EMIT_ATTN | QSR_EMIT_EXPERTS))
+    for (int s = 0; s < 2; s++)
+      for (int dn = 0; dn < 2; dn++)
+        if (cnt[s][dn]) block_group(&c, ph, cnt[s][dn], T, s, dn);
+}
+
+void qsr_graph_attn_work(const struct qsr_device *dev, const struct qsr_model *m, const struct qsr_design *d,
+                         int dense_layer, double p, double n, struct qsr_work *w) {
+  struct qsr_graph g;  /* pick_peak writes notes only */
+  struct qsr_routing r = { 0 };
+  struct gctx c = { dev, m, d, &r, &g, 2, 0, 0, 0, 0 };
+  pick_peak(&c);
+  if (n <= 0) attn_decode_work(&c, dense_layer, p, w);
+  else attn_chunk_work(&c, dense_layer, p, n, w);
+}
+
+void qsr_graph_expert_op(const struct qsr_device *dev, const struct qsr_model *m, const struct qsr_design *d,
+                         const struct qsr_routing *r, int sens, double A, double D, struct qsr_op *out) {
+  struct qsr_graph g;
+  struct gctx c = { dev, m, d, r, &g, 2, 0, 0, QSR_EMIT_EXPERTS, 0 };
+  graph_begin(&c, &g);
+  expert_op(&c, QSR_PHASE_DECODE, 1, A, D, sens);
+  *out = g.ops[0];
 }
 
 /* Every weight tensor of the model under the design, grouped. */

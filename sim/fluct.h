@@ -3,7 +3,7 @@
 ** change, a co-running program. A step function of time: from each point's
 ** t_s on, bandwidth and compute are scaled and the memory available to the
 ** model is capped, until the next point. A period > 0 repeats the trace.
-** Loaded from configs/fluctuation/*.yaml by spec/ (qsr_fluct_load).
+** Loaded from the YAML files in configs/fluctuation by spec/ (qsr_fluct_load).
 */
 #ifndef QSR_FLUCT_H
 #define QSR_FLUCT_H

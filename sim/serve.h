@@ -78,4 +78,64 @@ struct qsr_serve_summary {
   int n_levels;
 };
 
+enum qsr_batching {
+  QSR_BATCHING_STATIC = 0,      /* a batch runs prefill then decodes until its longest request ends */
+  QSR_BATCHING_CONTINUOUS = 1,  /* iteration-level: join and leave every step; whole prompts */
+  QSR_BATCHING_CHUNKED = 2,     /* continuous + prompts split to fill a per-iteration token budget */
+  QSR_BATCHING_COUNT
+};
+enum qsr_miss {                 /* how an expert-cache miss is served */
+  QSR_MISS_FETCH = 0,           /* copy the expert from the lower tier */
+  QSR_MISS_LOWBIT = 1,          /* copy a lower-precision copy kept there (HOBBIT) */
+  QSR_MISS_CPU = 2,             /* compute it on the host CPU when cheaper than moving it (Fiddler) */
+  QSR_MISS_COUNT
+};
+enum qsr_adapt {
+  QSR_ADAPT_STATIC = 0,         /* level 0 always: the baseline */
+  QSR_ADAPT_PRESSURE = 1,       /* level from queue, SLO slack and throttling */
+  QSR_ADAPT_TOKEN = 2,          /* pressure, tempered by per-token complexity; per-token k */
+  QSR_ADAPT_COUNT
+};
+extern const char *const qsr_batching_names[QSR_BATCHING_COUNT];
+extern const char *const qsr_miss_names[QSR_MISS_COUNT];
+extern const char *const qsr_adapt_names[QSR_ADAPT_COUNT];
+
+#define QSR_SERVE_LEVELS 8
+
+struct qsr_serve_cfg {
+  const struct qsr_device *dev;
+  const struct qsr_model *m;
+  const struct qsr_quality *q;  /* NULL: no quality proxy */
+  int n_levels;                 /* >= 1: level 0 is the base design, higher = cheaper */
+  const struct qsr_design *levels[QSR_SERVE_LEVELS];
+  int nested;                   /* 1: precision levels are nested bit-planes (memory of the widest),
+                                   0: each distinct weight precision is a stored copy (memory summed) */
+  int batching;                 /* enum qsr_batching */
+  int max_batch;                /* sequences per iteration */
+  int chunk_tokens;             /* chunked: tokens per iteration */
+  double slo_ttft_ms, slo_tpot_ms;  /* 0 = no limit */
+  int64_t prefix_blocks;        /* prefix cache size in blocks (trace block_tokens each); 0 = off */
+  qsr_routes *routes;           /* NULL: the cost model's expected distinct experts */
+  int expert_cache;             /* resident experts per MoE layer; -1 = as many as memory allows */
+  int cache_policy;             /* enum qsr_ecache_policy */
+  int tier;                     /* enum qsr_tier of the offloaded experts (-1: fastest present) */
+  int miss;                     /* enum qsr_miss */
+  int miss_bits;                /* lowbit: bits of the lower-tier copy */
+  int overlap;                  /* 1: expert transfers overlap compute */
+  const struct qsr_device *cpu; /* miss = cpu: the host CPU's device */
+  const struct qsr_fluct *fluct;/* NULL: steady resources */
+  int adapt;                    /* enum qsr_adapt */
+  double sample_dt_s;           /* time-series period (0: 1 s) */
+  uint64_t seed;                /* per-token complexity draws */
+  void (*on_request)(void *ud, const struct qsr_req_rec *r);   /* may be NULL */
+  void (*on_sample)(void *ud, const struct qsr_sample *s);     /* may be NULL */
+  void *ud;
+  char note[256];               /* out: what the engine decided (expert cache size, synthesised...) */
+};
+
+/* Runs the trace through the engine. Returns QSR_OK (the summary filled),
+** QSR_ERR_CONFIG (a design the step cost rejects, a model that cannot be
+** held) or QSR_ERR_NOMEM, with *err. */
+int qsr_serve_run(struct qsr_serve_cfg *cfg, const struct qsr_trace *t, struct qsr_serve_summary *out, char **err);
+
 #endif
