@@ -58,6 +58,7 @@ struct seq {
 struct level {
   struct qsr_step st;
   double quality;             /* proxy per token */
+  double lowbit_dq;           /* extra proxy of a token whose experts were all low-bit copies */
   double *body[MAX_SCALES];   /* [scale][T] ms, NAN = not yet */
   double *head[MAX_SCALES];   /* [scale][rows] */
   struct qsr_work *dec[QSR_STEP_GROUPS]; /* [group][L] one sequence's decode work */
@@ -297,6 +298,13 @@ static int setup(struct eng *e, char **err) {
     struct qsr_result res;
     if ((rc = qsr_eval(c->dev, c->m, c->levels[l], c->q, &res, err))) return rc;
     L->quality = res.quality_loss;
+    if (c->miss == QSR_MISS_LOWBIT && c->q && L->st.r.on) {
+      struct qsr_design dl = *c->levels[l];
+      dl.layer[QSR_LCLASS_EXPERTS] = dl.weights;
+      dl.layer[QSR_LCLASS_EXPERTS].bits = c->miss_bits;
+      if ((rc = qsr_eval(c->dev, c->m, &dl, c->q, &res, err))) return rc;
+      L->lowbit_dq = fmax(0, res.quality_loss - L->quality);
+    }
     L->dec_cap = max_ctx + 1;
     for (int g = 0; g < L->st.n_groups; g++) {
       L->dec[g] = malloc((size_t)L->dec_cap * sizeof *L->dec[g]);
@@ -811,15 +819,7 @@ int qsr_serve_run(struct qsr_serve_cfg *cfg, const struct qsr_trace *t, struct q
     if (mem > e->peak_mem) e->peak_mem = mem;
     /* quality of a low-precision expert copy */
     double qtok = L->quality;
-    if (lowbit > 0 && cfg->q) {
-      struct qsr_design dl = *L->st.d;
-      dl.layer[QSR_LCLASS_EXPERTS] = dl.weights;
-      dl.layer[QSR_LCLASS_EXPERTS].bits = cfg->miss_bits;
-      struct qsr_result rr;
-      char *ignore = NULL;
-      if (!qsr_eval(cfg->dev, m, &dl, cfg->q, &rr, &ignore)) qtok += lowbit * fmax(0, rr.quality_loss - L->quality);
-      free(ignore);
-    }
+    qtok += lowbit * L->lowbit_dq;
     /* advance the sequences */
     int all_done = 1;
     for (int i = 0; i < e->n_run; i++) {
