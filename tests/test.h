@@ -18,6 +18,7 @@ void tst_register_cuda(void);
 void tst_register_import(void);
 void tst_register_calibrate(void);
 void tst_register_run(void);
+void tst_register_routes(void);
 
 /* Loads configs/<kind>/<name>.yaml or fails the test (returns 0 then). */
 int tst_device(const char *name, struct qsr_device *d);
