@@ -21,6 +21,7 @@ void tst_register_run(void);
 void tst_register_trace(void);
 void tst_register_simstore(void);
 void tst_register_serve(void);
+void tst_register_routes(void);
 
 /* Loads configs/<kind>/<name>.yaml or fails the test (returns 0 then). */
 int tst_device(const char *name, struct qsr_device *d);

@@ -100,6 +100,7 @@ int main(void) {
   tst_register_trace();
   tst_register_simstore();
   tst_register_serve();
+  tst_register_routes();
   CU_basic_set_mode(CU_BRM_VERBOSE);
   CU_basic_run_tests();
   unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
