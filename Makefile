@@ -5,7 +5,7 @@
 #   make test       deps + build + CUnit suites
 #   make sanitize   the suites under AddressSanitizer + UBSan
 #   make demo       deps + build + the main job on the bundled configs: sweep ->
-#                   Pareto table -> plot -> deployment config
+#                   Pareto table -> plot -> deployment config -> a simulated serving run
 #   make bench      speed figures of the cost model (printed, not asserted)
 #   make validate-host  the loop on this machine's CPU: bench -> calibrate -> validate -> run
 #                   (tinyllama-1.1b, 4-bit) and the validation figures (a few minutes on 2 cores)
@@ -97,6 +97,12 @@ demo: deps
 	./qsr plot results/quickstart.db --kind pareto -o plots/quickstart-pareto.png
 	./qsr deploy results/quickstart.db --device orin-nx-16g --pick knee -o results/deploy/llama-7b-orin-nx.yaml
 	./qsr deploy --check results/deploy/llama-7b-orin-nx.yaml
+	rm -f results/simulate-demo.db results/simulate-demo.db-wal results/simulate-demo.db-shm
+	./qsr simulate -d orin-agx-64g -m llama-7b -c configs/designs/ablation-qsr.yaml \
+	  --trace synthetic:gamma,rate=1,cv=2,n=2000,prompt=lognormal:1000:1,output=exp:200 \
+	  --policy continuous,chunked --slo-ttft-ms 2000 --slo-tpot-ms 100 --name demo -o results/simulate-demo.db
+	./qsr plot results/simulate-demo.db --kind cdf -o plots/simulate-cdf.png
+	./qsr plot results/simulate-demo.db --kind timeline -o plots/simulate-timeline.png
 
 bench: deps
 	@$(MAKE) --no-print-directory $(BUILD)/bench_all qsr

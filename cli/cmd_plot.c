@@ -353,18 +353,15 @@ static int plot_validation(sqlite3 *h, const char *device, struct plot *p, char 
 #define MAX_CDF_ROWS 4000  /* points per CDF curve (evenly spaced ranks) */
 #define MAX_CDF_SIMS 64
 
-/* A curve label: the run's name, else policy/batching/xRATE; no quotes or
+/* A curve label: the run's name (else #id), batching/adaptation/xRATE; no quotes or
 ** control characters (it goes inside a gnuplot '...' string). */
 static void sim_label(sqlite3_stmt *q, int col0, char *out, size_t cap) {
   const char *name = (const char *)sqlite3_column_text(q, col0);
-  if (name && *name) {
-    snprintf(out, cap, "%s", name);
-  } else {
-    const char *pol = (const char *)sqlite3_column_text(q, col0 + 1), *bat = (const char *)sqlite3_column_text(q, col0 + 2);
-    char rate[32] = "";
-    if (sqlite3_column_type(q, col0 + 3) != SQLITE_NULL) snprintf(rate, sizeof rate, "/x%g", sqlite3_column_double(q, col0 + 3));
-    snprintf(out, cap, "#%lld %s/%s%s", (long long)sqlite3_column_int64(q, 0), pol ? pol : "-", bat ? bat : "-", rate);
-  }
+  const char *pol = (const char *)sqlite3_column_text(q, col0 + 1), *bat = (const char *)sqlite3_column_text(q, col0 + 2);
+  char rate[32] = "";
+  if (sqlite3_column_type(q, col0 + 3) != SQLITE_NULL) snprintf(rate, sizeof rate, "/x%g", sqlite3_column_double(q, col0 + 3));
+  if (name && *name) snprintf(out, cap, "%s %s/%s%s", name, bat ? bat : "-", pol ? pol : "-", rate);
+  else snprintf(out, cap, "#%lld %s/%s%s", (long long)sqlite3_column_int64(q, 0), bat ? bat : "-", pol ? pol : "-", rate);
   for (char *c = out; *c; c++)
     if (*c == '\'' || (unsigned char)*c < ' ') *c = *c == '\'' ? '`' : ' ';
 }

@@ -207,13 +207,18 @@ static void json_run(FILE *f, const struct run *r, int fluct) {
   fprintf(f, ",\n    \"sim_id\": %lld\n  }", (long long)r->sim_id);
 }
 
-static void print_run_row(const struct run *r, int fluct, int moe) {
+static void print_run_row(const struct run *r, int fluct, int moe, int levels) {
   const struct qsr_serve_summary *s = &r->s;
   printf("  %-10s %-11s %6.3g %7lld %9.1f %8.3f %9.1f %9.1f %9.2f %9.2f %10.1f %5.1f%%", qsr_batching_names[r->policy],
          qsr_adapt_names[r->adapt], r->rate, (long long)s->requests, s->throughput_tok_s, s->goodput_req_s,
          s->ttft_ms.p50, s->ttft_ms.p99, s->tpot_ms.p50, s->tpot_ms.p99, s->e2e_ms.p99, 100 * s->slo_met_frac);
   if (moe && s->expert_cache_hit_rate >= 0) printf(" %6.1f%%", 100 * s->expert_cache_hit_rate);
   if (fluct) printf(" %6.1f%%", 100 * s->retention);
+  printf(" %7.4f", s->quality_loss);
+  if (levels > 1) {
+    printf("  ");
+    for (int l = 0; l < s->n_levels; l++) printf("%s%.0f", l ? "/" : "", 100 * s->level_share[l]);
+  }
   printf("\n");
 }
 
@@ -593,29 +598,24 @@ int qsr_cmd_simulate(int argc, char **argv) {
            "good/s", "TTFT p50", "TTFT p99", "TPOT p50", "TPOT p99", "E2E p99", "SLO");
     if (moe) printf(" %7s", "hit");
     if (fluct_name) printf(" %7s", "retain");
-    printf("\n");
-    for (int i = 0; i < nruns; i++) print_run_row(&runs[i], fluct_name != NULL, moe);
-    printf("  (latencies in ms; good/s = requests/s meeting the SLOs)\n");
+    printf(" %7s%s\n", "quality", nlevels > 1 ? "  levels %" : "");
+    for (int i = 0; i < nruns; i++) print_run_row(&runs[i], fluct_name != NULL, moe, nlevels);
+    printf("  (latencies in ms; good/s = requests/s meeting the SLOs; quality = proxy per output token%s)\n",
+           nlevels > 1 ? "; levels % = share of iterations at L0/L1/..." : "");
     for (int i = 0; i < nruns; i++) {
       const struct qsr_serve_summary *s = &runs[i].s;
       if (s->rejected) printf("  run %d: %lld requests could never fit their KV cache and were rejected\n", i + 1, (long long)s->rejected);
     }
     const struct qsr_serve_summary *s = &runs[0].s;
     printf("\n  run 1: %lld tokens in, %lld out over %.1f s simulated; %.0f iterations, %.2f decoding per iteration;\n"
-           "         peak memory %.0f MB; quality proxy %.4f per token",
-           (long long)s->tokens_in, (long long)s->tokens_out, s->sim_s, s->iterations, s->mean_batch, s->peak_mem_mb,
-           s->quality_loss);
+           "         peak memory %.0f MB",
+           (long long)s->tokens_in, (long long)s->tokens_out, s->sim_s, s->iterations, s->mean_batch, s->peak_mem_mb);
     if (s->prefix_hit_frac > 0) printf("; prefix cache served %.1f%% of prompt tokens", 100 * s->prefix_hit_frac);
     if (s->expert_cache_hit_rate >= 0)
       printf(";\n         expert cache hit rate %.1f%%, %.2f GB moved%s", 100 * s->expert_cache_hit_rate, s->offload_gb,
              cfg->miss == QSR_MISS_CPU ? "" : "");
     if (cfg->miss == QSR_MISS_CPU) printf(", %.1f%% of misses computed on the CPU", 100 * s->cpu_expert_frac);
     printf("\n");
-    if (nlevels > 1) {
-      printf("  level share (run 1):");
-      for (int l = 0; l < s->n_levels; l++) printf(" L%d %.1f%%", l, 100 * s->level_share[l]);
-      printf("\n");
-    }
     if (find_max)
       printf("\n  highest load meeting the SLOs for %.0f%% of requests (%s, %s): rate scale %.3g = %.3g req/s\n",
              100 * slo_target, qsr_batching_names[policies[0]], qsr_adapt_names[adapts[0]], max_rate,

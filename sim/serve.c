@@ -557,15 +557,16 @@ static double complexity(struct eng *e, const struct seq *s) {
   return gsl_ran_beta(e->rng, a, b);
 }
 
-static int pick_level(struct eng *e, double cs, double bs, double cmax) {
+static int pick_level(struct eng *e, double cs, double bs, double cmean) {
   struct qsr_serve_cfg *c = e->cfg;
   if (c->adapt == QSR_ADAPT_STATIC || e->n_lv < 2) return 0;
   double waiting = (double)(e->q_tail - e->q_head);
   double p = clampd(waiting / c->max_batch, 0, 1);
   if (c->slo_tpot_ms > 0) p = fmax(p, clampd((e->ewma_iter_ms / c->slo_tpot_ms - 0.5) / 0.5, 0, 1));
   p = fmax(p, clampd(2 * (1 - fmin(cs, bs)), 0, 1));
+  /* token-aware: easy batches go cheaper than the pressure alone says, hard ones stay precise */
+  if (c->adapt == QSR_ADAPT_TOKEN) p = clampd(p + 0.5 - cmean, 0, 1);
   double x = p * (e->n_lv - 1);
-  if (c->adapt == QSR_ADAPT_TOKEN) x *= 1 - cmax;
   int lv = (int)floor(x + 0.5);
   return lv < 0 ? 0 : lv >= e->n_lv ? e->n_lv - 1 : lv;
 }
@@ -704,7 +705,6 @@ int qsr_serve_run(struct qsr_serve_cfg *cfg, const struct qsr_trace *t, struct q
     goto out;
   }
   if ((rc = setup(e, err))) goto out;
-  const struct qsr_model *m = cfg->m;
   const struct qsr_routing *r0 = &e->lv[0].st.r;
   int64_t ai = 0, n = (int64_t)t->n;
   double now = n ? t->req[0].arrival_s : 0, first = now;
@@ -739,7 +739,7 @@ int qsr_serve_run(struct qsr_serve_cfg *cfg, const struct qsr_trace *t, struct q
       }
     }
     /* form the iteration */
-    double T = 0, rows = 0, cmax = 0, k_sum = 0, ktok = 0;
+    double T = 0, rows = 0, csum = 0, ncx = 0, k_sum = 0, ktok = 0;
     int ndec = 0, nchunk = 0;
     int budget = cfg->batching == QSR_BATCHING_CHUNKED ? cfg->chunk_tokens : INT32_MAX;
     for (int i = 0; i < e->n_run; i++) {
@@ -769,7 +769,8 @@ int qsr_serve_run(struct qsr_serve_cfg *cfg, const struct qsr_trace *t, struct q
       s->k = r0->top_k;
       if (want_cx && s->done_prompt >= s->prompt && !s->finished) {
         double cx = complexity(e, s);
-        if (cx > cmax) cmax = cx;
+        csum += cx;
+        ncx++;
         if (r0->on && (dyn || cfg->adapt == QSR_ADAPT_TOKEN)) {
           int kmin = dyn ? e->lv[0].st.d->k_min : 1, kmax = r0->kmax;
           s->k = kmin + (int)floor(cx * (kmax - kmin + 1));
@@ -777,7 +778,7 @@ int qsr_serve_run(struct qsr_serve_cfg *cfg, const struct qsr_trace *t, struct q
         }
       }
     }
-    e->level = pick_level(e, cs, bs, cmax);
+    e->level = pick_level(e, cs, bs, ncx > 0 ? csum / ncx : 0.5);
     struct level *L = &e->lv[e->level];
     e->level_iters[e->level]++;
     int si = scale_slot(e, cs, bs);
