@@ -612,8 +612,7 @@ int qsr_cmd_simulate(int argc, char **argv) {
            (long long)s->tokens_in, (long long)s->tokens_out, s->sim_s, s->iterations, s->mean_batch, s->peak_mem_mb);
     if (s->prefix_hit_frac > 0) printf("; prefix cache served %.1f%% of prompt tokens", 100 * s->prefix_hit_frac);
     if (s->expert_cache_hit_rate >= 0)
-      printf(";\n         expert cache hit rate %.1f%%, %.2f GB moved%s", 100 * s->expert_cache_hit_rate, s->offload_gb,
-             cfg->miss == QSR_MISS_CPU ? "" : "");
+      printf(";\n         expert cache hit rate %.1f%%, %.2f GB moved", 100 * s->expert_cache_hit_rate, s->offload_gb);
     if (cfg->miss == QSR_MISS_CPU) printf(", %.1f%% of misses computed on the CPU", 100 * s->cpu_expert_frac);
     printf("\n");
     if (find_max)
