@@ -481,11 +481,10 @@ static double kv_cap(const struct eng *e, double now) {
   return mem_avail(e, now) - e->weights_res - e->act - e->prefix_bytes;
 }
 
-/* Admits one request into run slot i; returns 0 when its KV does not fit now. */
-static int admit(struct eng *e, int64_t ri, double now) {
+/* Admits one request, whose KV reservation is `need` bytes, into the next
+** run slot; returns 0 when that does not fit now. */
+static int admit(struct eng *e, int64_t ri, double need, double now) {
   const struct qsr_request *r = &e->t->req[ri];
-  const struct qsr_step *s0 = &e->lv[0].st;
-  double need = qsr_step_kv_bytes(s0, (double)r->prompt + r->output);
   if (e->kv_used + need > kv_cap(e, now)) return 0;
   struct seq *s = &e->run[e->n_run];
   memset(s, 0, sizeof *s);
@@ -507,12 +506,6 @@ static int admit(struct eng *e, int64_t ri, double now) {
   e->kv_used += need;
   e->n_run++;
   return 1;
-}
-
-static int fits_ever(const struct eng *e, int64_t ri) {
-  const struct qsr_request *r = &e->t->req[ri];
-  return qsr_step_kv_bytes(&e->lv[0].st, (double)r->prompt + r->output) <= e->usable - e->weights_res - e->act -
-                                                                               e->prefix_bytes;
 }
 
 static void finish(struct eng *e, struct seq *s, double now) {
@@ -725,8 +718,14 @@ int qsr_serve_run(struct qsr_serve_cfg *cfg, const struct qsr_trace *t, struct q
     if (cfg->batching != QSR_BATCHING_STATIC || e->n_run == 0) {
       while (e->q_head < e->q_tail && e->n_run < cfg->max_batch) {
         int64_t ri = e->queue[e->q_head];
-        if (!fits_ever(e, ri)) { e->rejected++; e->q_head++; continue; }
-        if (!admit(e, ri, now)) break;
+        const struct qsr_request *rq = &t->req[ri];
+        double need = qsr_step_kv_bytes(&e->lv[0].st, (double)rq->prompt + rq->output);
+        if (need > e->usable - e->weights_res - e->act - e->prefix_bytes) {  /* could never fit */
+          e->rejected++;
+          e->q_head++;
+          continue;
+        }
+        if (!admit(e, ri, need, now)) break;
         e->q_head++;
       }
       if (e->n_run == 0) {  /* memory is short for now (fluctuation): wait for the next change */

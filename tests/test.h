@@ -32,6 +32,12 @@ int tst_design(const struct qsr_model *m, const char *design, struct qsr_design 
 /* Evaluates or fails. */
 int tst_eval(const struct qsr_device *dev, const struct qsr_model *m, const struct qsr_design *d,
              struct qsr_result *r);
+/* A fresh directory for one suite ($TMPDIR/qsr-TAG-test-PID): make it in
+** the suite's init, remove it with tst_tmpdir_end as the suite's clean;
+** tst_tmp(name) is a path in it (one of 32 rotating static buffers). */
+int tst_tmpdir_begin(const char *tag);
+int tst_tmpdir_end(void);
+const char *tst_tmp(const char *name);
 /* Writes text to a fresh temp file; returns its path (static buffer). */
 const char *tst_write_tmp(const char *name, const char *text);
 

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int tst_device(const char *name, struct qsr_device *d) {
@@ -73,6 +74,28 @@ int tst_eval(const struct qsr_device *dev, const struct qsr_model *m, const stru
   free(err);
   CU_ASSERT_EQUAL_FATAL(rc, QSR_OK);
   return rc == QSR_OK;
+}
+
+static char tst_dir[256];
+
+int tst_tmpdir_begin(const char *tag) {
+  const char *t = getenv("TMPDIR");
+  snprintf(tst_dir, sizeof tst_dir, "%s/qsr-%s-test-%d", t && *t ? t : "/tmp", tag, (int)getpid());
+  return mkdir(tst_dir, 0700);
+}
+
+int tst_tmpdir_end(void) {
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tst_dir);
+  return system(cmd) == 0 ? 0 : 1;
+}
+
+const char *tst_tmp(const char *name) {
+  static char buf[32][512];  /* distinct paths for a whole suite */
+  static int k;
+  k = (k + 1) % 32;
+  snprintf(buf[k], sizeof buf[k], "%s/%s", tst_dir, name);
+  return buf[k];
 }
 
 const char *tst_write_tmp(const char *name, const char *text) {

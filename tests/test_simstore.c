@@ -22,29 +22,11 @@
 
 #define TIME_TOL 1e-12  /* s: exact step times (no arithmetic on them) */
 
-static char tmpdir[256];
+static int suite_init(void) { return tst_tmpdir_begin("simstore"); }
 
-static int suite_init(void) {
-  snprintf(tmpdir, sizeof tmpdir, "%s/qsr-simstore-test-%d", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
-  return mkdir(tmpdir, 0700);
-}
-
-static int suite_clean(void) {
-  char cmd[512];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-  return system(cmd) == 0 ? 0 : 1;
-}
-
-static const char *tpath(const char *name) {
-  static char buf[16][512];
-  static int k;
-  k = (k + 1) % 16;
-  snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
-  return buf[k];
-}
 
 static const char *write_file(const char *name, const char *text) {
-  const char *path = tpath(name);
+  const char *path = tst_tmp(name);
   FILE *f = fopen(path, "w");
   CU_ASSERT_PTR_NOT_NULL_FATAL(f);
   fputs(text, f);
@@ -260,7 +242,7 @@ static void test_fluct_bad(void) {
   /* a missing file */
   static struct qsr_fluct f;
   char *err = NULL;
-  CU_ASSERT_EQUAL(qsr_fluct_load(tpath("missing.yaml"), &f, &err), QSR_ERR_IO);
+  CU_ASSERT_EQUAL(qsr_fluct_load(tst_tmp("missing.yaml"), &f, &err), QSR_ERR_IO);
   CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "missing.yaml"));
   free(err);
 }
@@ -315,7 +297,7 @@ static void fill_requests(struct qsr_req_rec *r) {
 
 /* Writes sim.db: two simulations, the first with requests, samples and a summary. */
 static const char *make_sim_db(void) {
-  const char *path = tpath("sim.db");
+  const char *path = tst_tmp("sim.db");
   char side[600];
   remove(path);                     /* a fresh file each time */
   snprintf(side, sizeof side, "%s-wal", path);
@@ -482,7 +464,7 @@ static void test_sim_bad_databases(void) {
   free(err);
   err = NULL;
   /* read-only (SQLITE_OPEN_READONLY, as sqlite's mode=ro, works for root too) */
-  const char *path = tpath("ro.db");
+  const char *path = tst_tmp("ro.db");
   CU_ASSERT_EQUAL_FATAL(qsr_store_open(path, 0, &st, &err), QSR_OK);
   qsr_store_close(st);
   CU_ASSERT_EQUAL_FATAL(qsr_store_open(path, 1, &st, &err), QSR_OK);
@@ -544,40 +526,40 @@ static void test_sim_plots(void) {
   int have_gnuplot = system("command -v gnuplot >/dev/null 2>&1") == 0;
   if (!have_gnuplot) setenv("QSR_GNUPLOT", "/nonexistent/gnuplot", 1);
   int want = have_gnuplot ? 0 : 1;
-  const char *cdf[] = { "./qsr", "plot", dbc, "--kind", "cdf", "-o", tpath("cdf.png"), NULL };
+  const char *cdf[] = { "./qsr", "plot", dbc, "--kind", "cdf", "-o", tst_tmp("cdf.png"), NULL };
   CU_ASSERT_EQUAL(run_qsr(cdf), want);
-  CU_ASSERT(file_size(tpath("cdf.dat")) > 100);
-  CU_ASSERT(file_size(tpath("cdf.gp")) > 100);
-  if (have_gnuplot) CU_ASSERT(file_size(tpath("cdf.png")) > 1000);
-  const char *tl[] = { "./qsr", "plot", dbc, "--kind", "timeline", "--sim", "1", "-o", tpath("tl.svg"), NULL };
+  CU_ASSERT(file_size(tst_tmp("cdf.dat")) > 100);
+  CU_ASSERT(file_size(tst_tmp("cdf.gp")) > 100);
+  if (have_gnuplot) CU_ASSERT(file_size(tst_tmp("cdf.png")) > 1000);
+  const char *tl[] = { "./qsr", "plot", dbc, "--kind", "timeline", "--sim", "1", "-o", tst_tmp("tl.svg"), NULL };
   CU_ASSERT_EQUAL(run_qsr(tl), want);
-  CU_ASSERT(file_size(tpath("tl.dat")) > 50);
-  if (have_gnuplot) CU_ASSERT(file_size(tpath("tl.svg")) > 1000);
+  CU_ASSERT(file_size(tst_tmp("tl.dat")) > 50);
+  if (have_gnuplot) CU_ASSERT(file_size(tst_tmp("tl.svg")) > 1000);
   /* the newest simulation (2) has a sample but no requests: timeline yes, cdf no */
-  const char *tl2[] = { "./qsr", "plot", dbc, "--kind", "timeline", "-o", tpath("tl2.png"), NULL };
+  const char *tl2[] = { "./qsr", "plot", dbc, "--kind", "timeline", "-o", tst_tmp("tl2.png"), NULL };
   CU_ASSERT_EQUAL(run_qsr(tl2), want);
-  const char *cdf2[] = { "./qsr", "plot", dbc, "--kind", "cdf", "--sim", "2", "-o", tpath("cdf2.png"), NULL };
+  const char *cdf2[] = { "./qsr", "plot", dbc, "--kind", "cdf", "--sim", "2", "-o", tst_tmp("cdf2.png"), NULL };
   CU_ASSERT_EQUAL(run_qsr(cdf2), 1);
-  const char *none[] = { "./qsr", "plot", dbc, "--kind", "timeline", "--sim", "9", "-o", tpath("none.png"), NULL };
+  const char *none[] = { "./qsr", "plot", dbc, "--kind", "timeline", "--sim", "9", "-o", tst_tmp("none.png"), NULL };
   CU_ASSERT_EQUAL(run_qsr(none), 2);   /* an unknown --sim id is a usage error */
   const char *badsim[] = { "./qsr", "plot", dbc, "--kind", "cdf", "--sim", "x", NULL };
   CU_ASSERT_EQUAL(run_qsr(badsim), 2);
   /* a database with no simulation tables: a clear error, not a crash */
   qsr_store *st = NULL;
   char *err = NULL;
-  CU_ASSERT_EQUAL_FATAL(qsr_store_open(tpath("empty.db"), 0, &st, &err), QSR_OK);
+  CU_ASSERT_EQUAL_FATAL(qsr_store_open(tst_tmp("empty.db"), 0, &st, &err), QSR_OK);
   qsr_store_close(st);
   char empty[512];
-  snprintf(empty, sizeof empty, "%s", tpath("empty.db"));
-  const char *e1[] = { "./qsr", "plot", empty, "--kind", "cdf", "-o", tpath("e1.png"), NULL };
+  snprintf(empty, sizeof empty, "%s", tst_tmp("empty.db"));
+  const char *e1[] = { "./qsr", "plot", empty, "--kind", "cdf", "-o", tst_tmp("e1.png"), NULL };
   CU_ASSERT_EQUAL(run_qsr(e1), 1);
-  const char *e2[] = { "./qsr", "plot", empty, "--kind", "timeline", "-o", tpath("e2.png"), NULL };
+  const char *e2[] = { "./qsr", "plot", empty, "--kind", "timeline", "-o", tst_tmp("e2.png"), NULL };
   CU_ASSERT_EQUAL(run_qsr(e2), 1);
   if (!have_gnuplot) unsetenv("QSR_GNUPLOT");
 }
 
 void tst_register_simstore(void) {
-  CU_pSuite s = CU_add_suite("simstore", suite_init, suite_clean);
+  CU_pSuite s = CU_add_suite("simstore", suite_init, tst_tmpdir_end);
   CU_add_test(s, "fluctuation files load", test_fluct_load);
   CU_add_test(s, "fluctuation at/next, held and periodic", test_fluct_at_next);
   CU_add_test(s, "bad fluctuation files", test_fluct_bad);

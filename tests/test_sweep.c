@@ -22,26 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static char tmpdir[256];
+static int suite_init(void) { return tst_tmpdir_begin("sweep"); }
 
-static int suite_init(void) {
-  snprintf(tmpdir, sizeof tmpdir, "%s/qsr-sweep-test-%d", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
-  return mkdir(tmpdir, 0700);
-}
-
-static int suite_clean(void) {
-  char cmd[512];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-  return system(cmd) == 0 ? 0 : 1;
-}
-
-static const char *tpath(const char *name) {
-  static char buf[32][512];  /* distinct paths for a whole suite */
-  static int k;
-  k = (k + 1) % 32;
-  snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
-  return buf[k];
-}
 
 /* Runs ./qsr with args; returns its exit status (or -1). */
 static int run_qsr(const char *const *args) {
@@ -162,7 +144,7 @@ static void test_pareto_by_hand(void) {
 }
 
 static void test_sweep_store_and_merge(void) {
-  const char *whole = tpath("whole.db"), *s0 = tpath("s0.db"), *s1 = tpath("s1.db"), *merged = tpath("merged.db");
+  const char *whole = tst_tmp("whole.db"), *s0 = tst_tmp("s0.db"), *s1 = tst_tmp("s1.db"), *merged = tst_tmp("merged.db");
   const char *a1[] = { "./qsr", "sweep", "tests/data/sweep-small.yaml", "-o", whole, "--quiet", NULL };
   CU_ASSERT_EQUAL_FATAL(run_qsr(a1), 0);
   CU_ASSERT_EQUAL(scalar_ll(whole, "SELECT count(*) FROM points"), 3024);
@@ -193,7 +175,7 @@ static void test_sweep_store_and_merge(void) {
   CU_ASSERT_EQUAL(scalar_ll(merged, "SELECT count(*) FROM pareto_members"), scalar_ll(whole, "SELECT count(*) FROM pareto_members"));
   /* merging a shard of another sweep file is refused */
   const char *other = tst_write_tmp("other.yaml", "sweep:\n  name: small\n  devices: [a100-80g]\n  models: [llama-7b]\n");
-  const char *od = tpath("other.db");
+  const char *od = tst_tmp("other.db");
   const char *c1[] = { "./qsr", "sweep", other, "-o", od, "--quiet", NULL };
   CU_ASSERT_EQUAL(run_qsr(c1), 0);
   const char *c2[] = { "./qsr", "merge", merged, od, NULL };
@@ -208,7 +190,7 @@ static void test_sweep_store_and_merge(void) {
 
 /* Kill a real sweep with SIGKILL mid-way, rerun: exactly the rows of an uninterrupted run. */
 static void test_kill_and_resume(void) {
-  const char *db = tpath("killed.db"), *ref = tpath("ref.db");
+  const char *db = tst_tmp("killed.db"), *ref = tst_tmp("ref.db");
   const char *args[] = { "./qsr", "sweep", "tests/data/sweep-big.yaml", "-o", db, "-j", "2", "--quiet", NULL };
   pid_t pid = fork();
   if (pid == 0) {
@@ -253,7 +235,7 @@ static void test_bad_databases(void) {
   remove(bad);
   /* a read-only database: refused, nothing lost (skipped as root, who may write anyway) */
   if (geteuid() != 0) {
-    const char *ro = tpath("ro.db");
+    const char *ro = tst_tmp("ro.db");
     const char *b[] = { "./qsr", "sweep", "tests/data/sweep-small.yaml", "-o", ro, "--quiet", NULL };
     CU_ASSERT_EQUAL(run_qsr(b), 0);
     chmod(ro, 0444);
@@ -262,7 +244,7 @@ static void test_bad_databases(void) {
     CU_ASSERT_EQUAL(scalar_ll(ro, "SELECT count(*) FROM points"), 3024);
   }
   /* pareto / plot / deploy on a missing database */
-  const char *p[] = { "./qsr", "pareto", tpath("missing.db"), NULL };
+  const char *p[] = { "./qsr", "pareto", tst_tmp("missing.db"), NULL };
   CU_ASSERT_EQUAL(run_qsr(p), 1);
 }
 
@@ -303,7 +285,7 @@ static void test_sweep_file_errors(void) {
 }
 
 static void test_deploy_round_trip(void) {
-  const char *db = tpath("whole.db"), *out = tpath("deploy/llama.yaml");
+  const char *db = tst_tmp("whole.db"), *out = tst_tmp("deploy/llama.yaml");
   const char *a[] = { "./qsr", "deploy", db, "--device", "orin-nx-16g", "--model", "llama-7b", "--pick", "knee", "-o", out, NULL };
   CU_ASSERT_EQUAL_FATAL(run_qsr(a), 0);
   struct qsr_deploy_info info;
@@ -323,14 +305,14 @@ static void test_deploy_round_trip(void) {
   CU_ASSERT_DOUBLE_EQUAL(r.mem_peak_mb, info.mem_peak_mb, info.mem_peak_mb * 1e-5);
   /* every pick works and respects its caps */
   const char *b[] = { "./qsr", "deploy", db, "--device", "a100-80g", "--model", "mixtral-8x7b", "--pick", "min-tpot",
-                      "--max-quality-loss", "0.05", "-o", tpath("m.yaml"), NULL };
+                      "--max-quality-loss", "0.05", "-o", tst_tmp("m.yaml"), NULL };
   CU_ASSERT_EQUAL(run_qsr(b), 0);
-  CU_ASSERT_EQUAL(qsr_deploy_check(tpath("m.yaml"), &info, &err), QSR_OK);
+  CU_ASSERT_EQUAL(qsr_deploy_check(tst_tmp("m.yaml"), &info, &err), QSR_OK);
   CU_ASSERT(info.quality_loss <= 0.05);
   const char *c[] = { "./qsr", "deploy", db, "--device", "a100-80g", "--model", "llama-7b", "--max-mem-mb", "1", NULL };
   CU_ASSERT_EQUAL(run_qsr(c), 2);  /* nothing that small */
   /* a tampered file is refused with its line */
-  FILE *fi = fopen(out, "r"), *fo = fopen(tpath("bad.yaml"), "w");
+  FILE *fi = fopen(out, "r"), *fo = fopen(tst_tmp("bad.yaml"), "w");
   char line[512];
   while (fgets(line, sizeof line, fi)) {
     char *k = strstr(line, "decode: gemv_");
@@ -340,25 +322,25 @@ static void test_deploy_round_trip(void) {
   fclose(fi);
   fclose(fo);
   free(err); err = NULL;
-  CU_ASSERT_EQUAL(qsr_deploy_check(tpath("bad.yaml"), &info, &err), QSR_ERR_CONFIG);
+  CU_ASSERT_EQUAL(qsr_deploy_check(tst_tmp("bad.yaml"), &info, &err), QSR_ERR_CONFIG);
   CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "bad.yaml:") && strstr(err, "7-bit"));
   free(err);
 }
 
 static void test_plot_without_gnuplot(void) {
-  const char *db = tpath("whole.db"), *png = tpath("p.png");
+  const char *db = tst_tmp("whole.db"), *png = tst_tmp("p.png");
   setenv("QSR_GNUPLOT", "/nonexistent/gnuplot", 1);
   const char *a[] = { "./qsr", "plot", db, "--kind", "pareto", "-o", png, NULL };
   CU_ASSERT_EQUAL(run_qsr(a), 1);
   unsetenv("QSR_GNUPLOT");
   struct stat st;
-  CU_ASSERT_EQUAL(stat(tpath("p.dat"), &st), 0);  /* data and script are still written */
+  CU_ASSERT_EQUAL(stat(tst_tmp("p.dat"), &st), 0);  /* data and script are still written */
   CU_ASSERT(st.st_size > 100);
-  CU_ASSERT_EQUAL(stat(tpath("p.gp"), &st), 0);
+  CU_ASSERT_EQUAL(stat(tst_tmp("p.gp"), &st), 0);
 }
 
 void tst_register_sweep(void) {
-  CU_pSuite s = CU_add_suite("sweep", suite_init, suite_clean);
+  CU_pSuite s = CU_add_suite("sweep", suite_init, tst_tmpdir_end);
   CU_add_test(s, "expansion and evaluation", test_expand_and_eval);
   CU_add_test(s, "pareto sets by hand", test_pareto_by_hand);
   CU_add_test(s, "store, rerun, shards + merge", test_sweep_store_and_merge);
